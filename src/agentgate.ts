@@ -1,0 +1,166 @@
+/**
+ * The composition root: opens storage, builds backends and domain services,
+ * assembles the app and owns start-up and graceful shutdown. Tests and benches
+ * create a gateway through here exactly as `agentgate serve` does.
+ */
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { AgentService } from "../gen/agentgate/v1/agent_service_pb.js";
+import { CompletionService } from "../gen/agentgate/v1/completion_service_pb.js";
+import { EndpointService } from "../gen/agentgate/v1/endpoint_service_pb.js";
+import { JobService } from "../gen/agentgate/v1/job_service_pb.js";
+import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
+import { OllamaBackend } from "./backends/ollama-backend.js";
+import { OpenAIBackend } from "./backends/openai-backend.js";
+import { CompletionGateway } from "./completion/completion-gateway.js";
+import { ModelRouter } from "./completion/model-router.js";
+import type { Backend } from "./completion/types.js";
+import type { Config } from "./config/config.js";
+import { createLogger } from "./observability/logger.js";
+import { Metrics } from "./observability/metrics.js";
+import { registerOpenAIRoutes } from "./rest/openai/routes.js";
+import { registerOperationsRoutes } from "./rest/operations-routes.js";
+import { completionService } from "./rpc/completion-service.js";
+import { grpcServiceModule } from "./rpc/grpc-services.js";
+import { registerNotYetImplemented } from "./rpc/not-yet-implemented.js";
+import { buildApp, type RouteModule } from "./server/app.js";
+import { TokenAuth } from "./server/auth.js";
+import { RateLimiter } from "./server/rate-limiter.js";
+import { openDatabase, type Database } from "./storage/database.js";
+import { registerInstance, heartbeatInstance, unregisterInstance } from "./storage/instances.js";
+import { SystemTools } from "./system/system-tools.js";
+import { HealthRegistry } from "./rpc/health.js";
+import { VERSION } from "./version.js";
+
+export interface AgentgateOptions {
+  logger?: Logger;
+  /** Use this database instead of opening one from the config (tests). */
+  database?: Database;
+  /** Use these backends instead of the configured ones (tests). */
+  backends?: Backend[];
+  /** Collect Node process metrics (off in tests to keep registries small). */
+  processMetrics?: boolean;
+}
+
+export interface Agentgate {
+  readonly app: FastifyInstance;
+  readonly config: Config;
+  readonly db: Database;
+  readonly gateway: CompletionGateway;
+  readonly metrics: Metrics;
+  readonly health: HealthRegistry;
+  /** Listens on config.bind; resolves to the bound address (port 0 picks one). */
+  listen(): Promise<{ host: string; port: number; url: string }>;
+  /** Graceful: stop accepting, let streams finish within the grace period, end the rest, close storage. */
+  close(): Promise<void>;
+}
+
+const FUTURE_SERVICES = [
+  { service: AgentService, capability: "agents in pseudo-terminals (the AgentService issue)" },
+  { service: JobService, capability: "Codex jobs with a durable queue (the JobService issue)" },
+  { service: SearchService, capability: "repository search (the SearchService issue)" },
+  { service: EndpointService, capability: "dreamed endpoints (the EndpointService issue)" },
+];
+
+export function buildBackends(config: Config): Backend[] {
+  return [
+    new OllamaBackend({ baseUrl: config.upstream, defaultNumCtx: config.ollamaNumCtx, firstByteTimeoutMs: config.upstreamTimeoutMs }),
+    ...config.backends.map(
+      (b) => new OpenAIBackend({ name: b.name, baseUrl: b.baseUrl, apiKey: b.apiKey, firstByteTimeoutMs: config.upstreamTimeoutMs }),
+    ),
+  ];
+}
+
+export async function createAgentgate(config: Config, options: AgentgateOptions = {}): Promise<Agentgate> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = new Metrics({ processMetrics: options.processMetrics });
+  const db = options.database ?? (await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger }));
+  const ownsDb = !options.database;
+  const tools = new SystemTools();
+  const router = new ModelRouter(options.backends ?? buildBackends(config), "ollama", config.model);
+  const gateway = new CompletionGateway(router, metrics, { model: config.model, embedModel: config.embedModel });
+  const health = new HealthRegistry();
+  const shutdown = new AbortController();
+  const instanceId = randomUUID();
+  const started = Date.now();
+
+  const completionModule: RouteModule = {
+    services: [CompletionService.typeName, ...FUTURE_SERVICES.map((f) => f.service.typeName)],
+    rest: (app) => registerOpenAIRoutes(app, { gateway, metrics, shutdown: shutdown.signal }),
+    rpc: (r) => {
+      r.service(CompletionService, completionService(gateway, metrics));
+      for (const f of FUTURE_SERVICES) registerNotYetImplemented(r, f.service, f.capability);
+    },
+  };
+  const serviceNames = completionModule.services!;
+  for (const name of serviceNames) health.set(name, true);
+
+  const app = await buildApp({
+    logger,
+    metrics,
+    auth: new TokenAuth(config.authToken),
+    limiter: new RateLimiter(config.rateLimitRpm),
+    bodyLimitBytes: config.bodyLimitBytes,
+    rpcMessageLimitBytes: config.rpcMessageLimitBytes,
+    shutdown: shutdown.signal,
+    version: VERSION,
+    publicRoutes: (a) =>
+      registerOperationsRoutes(a, {
+        db,
+        backends: router.backends,
+        tools,
+        version: VERSION,
+        startedAt: started,
+        instanceId,
+      }),
+    modules: [completionModule, grpcServiceModule(health, serviceNames)],
+  });
+
+  let heartbeat: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+
+  return {
+    app,
+    config,
+    db,
+    gateway,
+    metrics,
+    health,
+    async listen() {
+      await app.listen({ host: config.bind.host, port: config.bind.port });
+      const addr = app.server.address();
+      const port = typeof addr === "object" && addr ? addr.port : config.bind.port;
+      const host = config.bind.host.includes(":") ? `[${config.bind.host}]` : config.bind.host;
+      const url = `http://${host}:${port}`;
+      await registerInstance(db, { id: instanceId, address: `${host === "0.0.0.0" || host === "[::]" ? os.hostname() : host}:${port}`, version: VERSION });
+      heartbeat = setInterval(() => void heartbeatInstance(db, instanceId).catch(() => undefined), 15_000);
+      heartbeat.unref();
+      logger.info({ url, instanceId, database: db.kind, auth: config.authToken ? "token" : "off" }, "agentgate listening");
+      return { host: config.bind.host, port, url };
+    },
+    close() {
+      closing ??= (async () => {
+        health.shutdown();
+        clearInterval(heartbeat);
+        // Let open streams finish within the grace period, then end them with an error frame,
+        // then cut whatever is still connected.
+        const grace = setTimeout(() => shutdown.abort(new Error("shutting down")), config.shutdownGraceMs);
+        const force = setTimeout(() => {
+          const server = app.server as unknown as { closeAllConnections?: () => void };
+          server.closeAllConnections?.();
+        }, config.shutdownGraceMs + 2_000);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(grace);
+          clearTimeout(force);
+          await unregisterInstance(db, instanceId).catch(() => undefined);
+          if (ownsDb) await db.close();
+        }
+      })();
+      return closing;
+    },
+  };
+}

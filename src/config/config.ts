@@ -1,0 +1,171 @@
+/**
+ * Resolves the settings table into a typed, validated Config. Environment first
+ * (aliases included), then `serve` flags; any invalid value or an unsafe bind is a
+ * ConfigError (one line, exit code 2 in the CLI).
+ */
+import net from "node:net";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError } from "./config-error.js";
+import { settings, type SettingKey, type SettingsTable } from "./settings.js";
+
+export interface OpenAIBackendConfig {
+  name: string;
+  baseUrl: string;
+  apiKey?: string;
+}
+
+type Values = { [K in SettingKey]: ReturnType<SettingsTable[K]["parse"]> };
+
+export interface Config {
+  bind: { host: string; port: number };
+  upstream: string;
+  model: string;
+  authToken?: string;
+  disableAuth: boolean;
+  dataDir: string;
+  databaseUrl?: string;
+  qdrantUrl?: string;
+  qdrantApiKey?: string;
+  codex: {
+    bin?: string;
+    execOpts: string[];
+    defaultSandbox: Values["codexDefaultSandbox"];
+    timeoutMs: number;
+    keepWorkspaces: boolean;
+    jobRetentionSeconds: number;
+  };
+  backends: OpenAIBackendConfig[];
+  embedModel: string;
+  ollamaNumCtx: number;
+  rateLimitRpm: number;
+  bodyLimitBytes: number;
+  rpcMessageLimitBytes: number;
+  upstreamTimeoutMs: number;
+  shutdownGraceMs: number;
+  logLevel: Values["logLevel"];
+}
+
+/** Hostnames and addresses that only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h === "::1") return true;
+  if (net.isIPv4(h)) return h.startsWith("127.");
+  if (h.startsWith("::ffff:")) return isLoopbackHost(h.slice(7));
+  return false;
+}
+
+export function parseBind(raw: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw.trim());
+  if (!m) throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: expected host:port, e.g. 127.0.0.1:3210`);
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: port must be 0-65535`);
+  if (m[1] !== undefined && !net.isIPv6(host)) {
+    throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: bracketed host must be an IPv6 address`);
+  }
+  if (m[2] !== undefined && !net.isIPv4(host) && !/^[a-zA-Z0-9.-]+$/.test(host)) {
+    throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: bad host`);
+  }
+  return { host, port };
+}
+
+function parseBackends(entries: string[], env: NodeJS.ProcessEnv): OpenAIBackendConfig[] {
+  const seen = new Set<string>(["ollama", "codex"]);
+  return entries.map((entry) => {
+    const eq = entry.indexOf("=");
+    const name = eq > 0 ? entry.slice(0, eq).trim() : "";
+    const url = eq > 0 ? entry.slice(eq + 1).trim() : "";
+    if (!/^[a-z][a-z0-9_-]{0,31}$/.test(name)) {
+      throw new ConfigError(`invalid BACKENDS entry ${JSON.stringify(entry)}: expected name=url with a lower-case name`);
+    }
+    if (seen.has(name)) throw new ConfigError(`invalid BACKENDS entry ${JSON.stringify(entry)}: name ${name} is taken`);
+    seen.add(name);
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new ConfigError(`invalid BACKENDS entry ${JSON.stringify(entry)}: not a URL`);
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") {
+      throw new ConfigError(`invalid BACKENDS entry ${JSON.stringify(entry)}: expected http or https`);
+    }
+    const keyVar = `${name.toUpperCase().replace(/-/g, "_")}_API_KEY`;
+    return { name, baseUrl: url.replace(/\/+$/, ""), apiKey: env[keyVar] || undefined };
+  });
+}
+
+/** Reads raw strings for every setting: flags override environment; aliases fill in. */
+function rawValues(env: NodeJS.ProcessEnv, argv: string[]): Record<SettingKey, string | undefined> {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const s of Object.values(settings)) options[s.flag] = { type: s.boolean ? "boolean" : "string" };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError((err as Error).message.split("\n")[0]!);
+  }
+  const out = {} as Record<SettingKey, string | undefined>;
+  for (const [key, s] of Object.entries(settings) as [SettingKey, SettingsTable[SettingKey]][]) {
+    const flagValue = parsed.values[s.flag];
+    if (flagValue !== undefined) {
+      out[key] = String(flagValue);
+      continue;
+    }
+    let value = env[s.env];
+    for (const alias of s.aliases ?? []) if (value === undefined || value === "") value = env[alias];
+    out[key] = value;
+  }
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): Config {
+  const raw = rawValues(env, argv);
+  const v = {} as Values;
+  for (const key of Object.keys(settings) as SettingKey[]) {
+    (v as Record<string, unknown>)[key] = settings[key].parse(raw[key], settings[key].env);
+  }
+  const bind = parseBind(v.bind);
+  if (!isLoopbackHost(bind.host) && !v.authToken && !v.disableAuth) {
+    throw new ConfigError(
+      `refusing to serve ${bind.host}:${bind.port} without AUTH_TOKEN: set AUTH_TOKEN, bind a loopback address, or set DISABLE_AUTH=true`,
+    );
+  }
+  return {
+    bind,
+    upstream: v.upstream,
+    model: v.model,
+    authToken: v.authToken,
+    disableAuth: v.disableAuth,
+    dataDir: path.resolve(v.dataDir),
+    databaseUrl: v.databaseUrl,
+    qdrantUrl: v.qdrantUrl,
+    qdrantApiKey: v.qdrantApiKey,
+    codex: {
+      bin: v.codexBin,
+      execOpts: v.codexExecOpts,
+      defaultSandbox: v.codexDefaultSandbox,
+      timeoutMs: v.codexTimeoutMs,
+      keepWorkspaces: v.codexKeepWorkspaces,
+      jobRetentionSeconds: v.codexJobRetentionSeconds,
+    },
+    backends: parseBackends(v.backends, env),
+    embedModel: v.embedModel,
+    ollamaNumCtx: v.ollamaNumCtx,
+    rateLimitRpm: v.rateLimitRpm,
+    bodyLimitBytes: v.bodyLimitBytes,
+    rpcMessageLimitBytes: v.rpcMessageLimitBytes,
+    upstreamTimeoutMs: v.upstreamTimeoutMs,
+    shutdownGraceMs: v.shutdownGraceMs,
+    logLevel: v.logLevel,
+  };
+}
+
+/** Usage text for `agentgate serve --help`, generated from the settings table. */
+export function settingsHelp(): string {
+  const lines = Object.values(settings).map((s) => {
+    const names = [s.env, ...(s.aliases ?? [])].join(", ");
+    return `  --${s.flag}${s.boolean ? "" : " <value>"}\n      ${s.description} (env ${names}; default ${s.defaultText})`;
+  });
+  return lines.join("\n");
+}

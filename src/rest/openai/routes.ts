@@ -1,0 +1,205 @@
+/**
+ * The OpenAI-compatible REST/SSE shim: /v1/chat/completions, /v1/completions,
+ * /v1/models, /v1/models/{id}, /v1/embeddings. Thin: validate, translate, call the
+ * completion gateway, translate back.
+ */
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type { CompletionGateway } from "../../completion/completion-gateway.js";
+import { validateChatRequest, validateCompletionRequest, validateEmbedRequest } from "../../completion/validate.js";
+import { GatewayError } from "../../errors/gateway-error.js";
+import type { Metrics } from "../../observability/metrics.js";
+import { pipeEvents, SseStream } from "../sse.js";
+import {
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  CompletionRequest,
+  CompletionResponse,
+  EmbeddingRequest,
+  EmbeddingResponse,
+  ErrorResponse,
+  errorResponses,
+  ModelList,
+  ModelObject,
+} from "./schemas.js";
+import {
+  chatChunk,
+  chatCompletionBody,
+  chatUsageChunk,
+  completionBody,
+  completionChunk,
+  modelObject,
+  toDomainChat,
+  toDomainCompletion,
+  wireToolCalls,
+  wireUsage,
+} from "./translate.js";
+
+export interface OpenAIRoutesDeps {
+  gateway: CompletionGateway;
+  metrics: Metrics;
+  /** Aborted when the shutdown grace period ends: open streams finish with an error event. */
+  shutdown: AbortSignal;
+}
+
+const TAGS = ["openai"];
+
+/** Aborts when the client goes away before the reply is sent (non-streaming calls). */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error("client disconnected"));
+  });
+  return controller.signal;
+}
+
+export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRoutesDeps): Promise<void> {
+  const { gateway, metrics, shutdown } = deps;
+
+  app.post<{ Body: ChatCompletionRequest }>(
+    "/v1/chat/completions",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Create a chat completion (stream: true answers with server-sent events)",
+        body: ChatCompletionRequest,
+        response: { 200: ChatCompletionResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const req = toDomainChat(body);
+      validateChatRequest(req);
+      if (!body.stream) {
+        const result = await gateway.chat(req, clientGone(reply));
+        return chatCompletionBody(result);
+      }
+      const includeUsage = body.stream_options?.include_usage === true;
+      const sse = new SseStream(reply, shutdown);
+      const s = await gateway.chatStream(req, sse.signal);
+      let roleSent = false;
+      await pipeEvents(
+        sse,
+        s.events,
+        async (e) => {
+          if (!roleSent) {
+            roleSent = true;
+            await sse.send(chatChunk(s, { role: "assistant", content: "" }, null, includeUsage));
+          }
+          if (e.type === "delta") {
+            const delta: Record<string, unknown> = {};
+            if (e.content) delta.content = e.content;
+            if (e.reasoning) delta.reasoning_content = e.reasoning;
+            await sse.send(chatChunk(s, delta, null, includeUsage));
+          } else if (e.type === "tool_calls") {
+            await sse.send(chatChunk(s, { tool_calls: wireToolCalls(e.toolCalls) }, null, includeUsage));
+          } else {
+            await sse.send(chatChunk(s, {}, e.finishReason, includeUsage));
+            if (includeUsage) {
+              await sse.send(chatUsageChunk(s, e.usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 }));
+            }
+          }
+        },
+        metrics.streamStarted("sse"),
+      );
+      return reply;
+    },
+  );
+
+  app.post<{ Body: CompletionRequest }>(
+    "/v1/completions",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Create a text completion (legacy; stream: true answers with server-sent events)",
+        body: CompletionRequest,
+        response: { 200: CompletionResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const req = toDomainCompletion(body);
+      validateCompletionRequest(req);
+      if (!body.stream) return completionBody(await gateway.complete(req, clientGone(reply)));
+      const includeUsage = body.stream_options?.include_usage === true;
+      const sse = new SseStream(reply, shutdown);
+      const s = await gateway.completeStream(req, sse.signal);
+      await pipeEvents(
+        sse,
+        s.events,
+        async (e) => {
+          if (e.type === "delta") {
+            await sse.send(completionChunk(s, e.text, null));
+            return;
+          }
+          await sse.send(completionChunk(s, "", e.finishReason));
+          if (includeUsage && e.usage) await sse.send({ ...completionChunk(s, "", null), choices: [], usage: wireUsage(e.usage) });
+        },
+        metrics.streamStarted("sse"),
+      );
+      return reply;
+    },
+  );
+
+  app.get(
+    "/v1/models",
+    { schema: { tags: TAGS, summary: "List the models of every backend", response: { 200: ModelList, ...errorResponses } } },
+    async (_request, reply) => {
+      const listing = await gateway.listModels(clientGone(reply));
+      if (listing.models.length === 0 && listing.unavailable.length > 0) {
+        throw new GatewayError("unavailable", `no backend answered: ${listing.unavailable.map((u) => u.message).join("; ")}`);
+      }
+      return { object: "list", data: listing.models.map(modelObject) };
+    },
+  );
+
+  app.get<{ Params: { "*": string } }>(
+    "/v1/models/*",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Describe one model (ids may contain slashes)",
+        response: { 200: ModelObject, 404: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const id = request.params["*"];
+      const listing = await gateway.listModels(clientGone(reply));
+      const found = listing.models.find((m) => m.id === id);
+      if (!found) {
+        const why = listing.unavailable.length ? ` (unreachable: ${listing.unavailable.map((u) => u.backend).join(", ")})` : "";
+        throw new GatewayError("not_found", `the model ${JSON.stringify(id)} does not exist${why}`, { param: "model", code: "model_not_found" });
+      }
+      return modelObject(found);
+    },
+  );
+
+  app.post<{ Body: EmbeddingRequest }>(
+    "/v1/embeddings",
+    {
+      schema: {
+        tags: TAGS,
+        summary: "Create embeddings",
+        body: EmbeddingRequest,
+        response: { 200: EmbeddingResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const inputs = typeof body.input === "string" ? [body.input] : body.input;
+      const req = { model: body.model, inputs, dimensions: body.dimensions };
+      validateEmbedRequest(req);
+      const result = await gateway.embed(req, clientGone(reply));
+      const base64 = body.encoding_format === "base64";
+      return {
+        object: "list",
+        model: result.requestedModel,
+        data: result.embeddings.map((embedding, index) => ({
+          object: "embedding",
+          index,
+          embedding: base64 ? Buffer.from(new Float32Array(embedding).buffer).toString("base64") : embedding,
+        })),
+        usage: { prompt_tokens: result.usage.promptTokens, total_tokens: result.usage.totalTokens },
+      };
+    },
+  );
+}

@@ -1,0 +1,117 @@
+/**
+ * A text/event-stream response over Fastify (HTTP/1.1 and HTTP/2 alike).
+ *
+ * `signal` aborts when the client goes away or the server's shutdown grace ends,
+ * so the producer stops and the upstream request is cancelled. The stream is
+ * opened only once the first event is at hand (`open`), so failures before it
+ * (unknown model, upstream down) keep their HTTP status. Writes wait for drain:
+ * a slow client slows the upstream read instead of growing a buffer.
+ */
+import { once } from "node:events";
+import { PassThrough } from "node:stream";
+import type { FastifyReply } from "fastify";
+import { GatewayError, toOpenAIError } from "../errors/gateway-error.js";
+
+export class ClientDisconnected extends Error {
+  override readonly name = "ClientDisconnected";
+}
+
+export class SseStream {
+  readonly body = new PassThrough();
+  private readonly controller = new AbortController();
+  private opened = false;
+  private ended = false;
+  private readonly cleanup: () => void;
+
+  constructor(
+    private readonly reply: FastifyReply,
+    shutdown?: AbortSignal,
+  ) {
+    const onClose = () => {
+      if (!this.ended && !reply.raw.writableFinished) this.controller.abort(new ClientDisconnected("client disconnected"));
+    };
+    reply.raw.once("close", onClose);
+    const onShutdown = () => this.controller.abort(new GatewayError("unavailable", "the server is shutting down; retry the request"));
+    shutdown?.addEventListener("abort", onShutdown, { once: true });
+    this.cleanup = () => shutdown?.removeEventListener("abort", onShutdown);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get isOpen(): boolean {
+    return this.opened;
+  }
+
+  /** Sends the 200 and the event-stream headers. */
+  open(): void {
+    if (this.opened) return;
+    this.opened = true;
+    this.reply.header("content-type", "text/event-stream; charset=utf-8");
+    this.reply.header("cache-control", "no-cache");
+    this.reply.header("x-accel-buffering", "no");
+    this.reply.code(200).send(this.body);
+  }
+
+  /** Writes one `data:` event; resolves once the socket can take more. */
+  async send(value: unknown): Promise<void> {
+    if (this.ended || this.signal.aborted) return;
+    if (!this.body.write(`data: ${JSON.stringify(value)}\n\n`)) {
+      await once(this.body, "drain", { signal: this.signal }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Ends the stream the way OpenAI does: an error (if any) as a `data:` event with
+   * an OpenAI error object, then `data: [DONE]`. Nothing is written to a client
+   * that has gone.
+   */
+  async finish(err?: unknown): Promise<void> {
+    if (this.ended) return;
+    const reason: unknown = this.signal.reason;
+    if (err !== undefined && !(reason instanceof ClientDisconnected)) {
+      await this.send(toOpenAIError(reason instanceof GatewayError ? reason : err).body).catch(() => undefined);
+    }
+    this.ended = true;
+    this.cleanup();
+    if (!this.body.destroyed) this.body.end("data: [DONE]\n\n");
+  }
+}
+
+/**
+ * Pulls the first event before opening the stream (so early failures are plain
+ * HTTP errors), then writes every event through `write` and finishes the stream,
+ * turning a late failure into an SSE error event. Returns once the first event
+ * is written; the rest runs in the background.
+ */
+export async function pipeEvents<E>(
+  sse: SseStream,
+  events: AsyncIterable<E>,
+  write: (event: E) => Promise<void>,
+  onEnd: () => void,
+): Promise<void> {
+  const it = events[Symbol.asyncIterator]();
+  let first: IteratorResult<E>;
+  try {
+    first = await it.next();
+  } catch (err) {
+    onEnd();
+    throw err;
+  }
+  sse.open();
+  void (async () => {
+    try {
+      for (let r = first; !r.done; r = await it.next()) {
+        if (sse.signal.aborted) throw sse.signal.reason;
+        await write(r.value);
+      }
+      await sse.finish();
+    } catch (err) {
+      await sse.finish(err);
+      await it.return?.().catch(() => undefined);
+    } finally {
+      onEnd();
+    }
+  })();
+}

@@ -1,0 +1,26 @@
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const root = dirname(fileURLToPath(import.meta.url));
+
+// Contract-test inputs come only from the caller's environment (.ci/run sets them to ../shared/specs/...);
+// nothing is defaulted here. Relative paths are made absolute against the project root so that the
+// forked workers resolve them the same way whatever their working directory.
+const env: Record<string, string> = {};
+for (const name of ['OPENAI_OPENAPI_SPEC', 'QDRANT_OPENAPI_SPEC'] as const) {
+  const value = process.env[name];
+  if (value) env[name] = resolve(root, value);
+}
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+    // Child processes and native modules (PTYs, sandboxes, PGlite) need real processes, not worker threads.
+    pool: 'forks',
+    watch: false,
+    env,
+  },
+});
