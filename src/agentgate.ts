@@ -15,6 +15,7 @@ import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
 import { OllamaBackend } from "./backends/ollama-backend.js";
 import { OpenAIBackend } from "./backends/openai-backend.js";
 import { CompletionGateway } from "./completion/completion-gateway.js";
+import { GatewayError } from "./errors/gateway-error.js";
 import { ModelRouter } from "./completion/model-router.js";
 import type { Backend } from "./completion/types.js";
 import type { Config } from "./config/config.js";
@@ -146,7 +147,12 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
         clearInterval(heartbeat);
         // Let open streams finish within the grace period, then end them with an error frame,
         // then cut whatever is still connected.
-        const grace = setTimeout(() => shutdown.abort(new Error("shutting down")), config.shutdownGraceMs);
+        // A GatewayError reason, so RPC streams end with `unavailable` (retryable), as SSE streams do,
+        // instead of being reported as a caller that went away.
+        const grace = setTimeout(
+          () => shutdown.abort(new GatewayError("unavailable", "the server is shutting down; retry the request")),
+          config.shutdownGraceMs,
+        );
         const force = setTimeout(() => {
           const server = app.server as unknown as { closeAllConnections?: () => void };
           server.closeAllConnections?.();

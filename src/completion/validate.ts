@@ -56,7 +56,8 @@ export function validateChatRequest(req: ChatRequest): void {
         offeredCalls.add(tc.id);
       });
     }
-    if (m.role !== "assistant" && m.content.length === 0 && !m.images?.length) {
+    // A tool may legitimately return nothing (a command with no output): only system and user need text.
+    if ((m.role === "system" || m.role === "user") && m.content.length === 0 && !m.images?.length) {
       throw invalidArgument(`${param}.content must not be empty`, `${param}.content`);
     }
     if (m.role === "assistant" && m.content.length === 0 && !m.toolCalls?.length) {

@@ -64,13 +64,26 @@ export class PolyglotServer extends net.Server {
     this.h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     this.h2.on("session", (session) => this.trackSession(session));
     // WebSocket upgrades arrive on the inner HTTP/1 server; Fastify plugins listen on this one.
-    this.h1.on("upgrade", (req, socket, head) => {
-      if (this.listenerCount("upgrade") > 0) this.emit("upgrade", req, socket, head);
-      else socket.destroy();
+    // Node hands a request to 'upgrade' only while the server has 'upgrade' listeners, and answers
+    // it as a plain request otherwise (e.g. curl --http2's `Upgrade: h2c`), so the inner server
+    // listens only while the outer one does.
+    const forwardUpgrade = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.emit("upgrade", req, socket, head);
+    this.on("newListener", (event: string | symbol) => {
+      if (event === "upgrade" && this.h1.listenerCount("upgrade") === 0) this.h1.on("upgrade", forwardUpgrade);
+    });
+    this.on("removeListener", (event: string | symbol) => {
+      if (event === "upgrade" && this.listenerCount("upgrade") === 0) this.h1.off("upgrade", forwardUpgrade);
     });
     this.h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
       if (socket.writable && err.code !== "ECONNRESET") {
-        socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        // The statuses Node's own default handler uses.
+        const status =
+          err.code === "HPE_HEADER_OVERFLOW"
+            ? "431 Request Header Fields Too Large"
+            : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+              ? "408 Request Timeout"
+              : "400 Bad Request";
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       } else {
         socket.destroy();
       }
@@ -96,14 +109,18 @@ export class PolyglotServer extends net.Server {
     let received = Buffer.alloc(0);
     // A peer that resets mid-sniff must not crash the process.
     const onError = () => socket.destroy();
+    const onTimeout = () => socket.destroy();
     socket.on("error", onError);
-    socket.setTimeout(this.timeouts.sniffTimeoutMs, () => socket.destroy());
+    socket.setTimeout(this.timeouts.sniffTimeoutMs);
+    socket.once("timeout", onTimeout);
     const onData = (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
       const isH2 = received.length >= PREFACE.length && couldBePreface(received);
       if (!isH2 && couldBePreface(received)) return; // keep reading: still a prefix of the preface
       socket.removeListener("data", onData);
       socket.removeListener("error", onError);
+      // Drop the sniff timer and its listener: the inner servers' own socket timeouts must not destroy it.
+      socket.removeListener("timeout", onTimeout);
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(received);

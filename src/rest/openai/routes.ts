@@ -77,6 +77,7 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
       const sse = new SseStream(reply, shutdown);
       const s = await gateway.chatStream(req, sse.signal);
       let roleSent = false;
+      let toolCallsSent = 0;
       await pipeEvents(
         sse,
         s.events,
@@ -91,7 +92,9 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
             if (e.reasoning) delta.reasoning_content = e.reasoning;
             await sse.send(chatChunk(s, delta, null, includeUsage));
           } else if (e.type === "tool_calls") {
-            await sse.send(chatChunk(s, { tool_calls: wireToolCalls(e.toolCalls) }, null, includeUsage));
+            const calls = wireToolCalls(e.toolCalls, toolCallsSent);
+            toolCallsSent += calls.length;
+            await sse.send(chatChunk(s, { tool_calls: calls }, null, includeUsage));
           } else {
             await sse.send(chatChunk(s, {}, e.finishReason, includeUsage));
             if (includeUsage) {

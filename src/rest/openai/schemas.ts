@@ -43,6 +43,11 @@ export const ChatMessageSchema = Type.Object(
     tool_calls: Type.Optional(Type.Array(ToolCallSchema, { maxItems: 128 })),
     tool_call_id: Type.Optional(Type.String({ maxLength: 256 })),
     reasoning_content: Type.Optional(Nullable(Type.String())),
+    // Fields of a response message that clients echo back in the next turn (OpenAI accepts them on
+    // assistant messages); accepted and ignored.
+    refusal: Type.Optional(Nullable(Type.String())),
+    audio: Type.Optional(Type.Null()),
+    function_call: Type.Optional(Type.Null()),
   },
   { additionalProperties: false },
 );

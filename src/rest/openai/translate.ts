@@ -132,8 +132,9 @@ export function wireUsage(u: Usage) {
   return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens };
 }
 
-export function wireToolCalls(calls: ToolCall[]) {
-  return calls.map((tc, index) => ({ index, id: tc.id, type: "function" as const, function: { name: tc.name, arguments: tc.arguments } }));
+/** Stream deltas of tool calls; `first` is the number of calls already sent in this stream (indexes never repeat). */
+export function wireToolCalls(calls: ToolCall[], first = 0) {
+  return calls.map((tc, i) => ({ index: first + i, id: tc.id, type: "function" as const, function: { name: tc.name, arguments: tc.arguments } }));
 }
 
 export function chatCompletionBody(r: ChatResult) {
