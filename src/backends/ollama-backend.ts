@@ -26,6 +26,7 @@ import type {
   ToolCall,
   Usage,
 } from "../completion/types.js";
+import { createHttpFetch, type HttpRequestInit } from "./http-fetch.js";
 import { UpstreamCall, upstreamFailure } from "./upstream-call.js";
 
 export interface OllamaBackendOptions {
@@ -41,6 +42,7 @@ export class OllamaBackend implements Backend {
   readonly kind = "ollama" as const;
   readonly describe: string;
   private readonly showCache = new Map<string, Promise<ShowResponse | undefined>>();
+  private readonly http = createHttpFetch();
 
   constructor(private readonly opts: OllamaBackendOptions) {
     this.name = opts.name ?? "ollama";
@@ -51,13 +53,11 @@ export class OllamaBackend implements Backend {
   private client(call: UpstreamCall): Ollama {
     return new Ollama({
       host: this.opts.baseUrl,
-      fetch: (input, init) => {
-        const p = fetch(input, { ...init, signal: call.signal });
-        return p.then((res) => {
+      fetch: (input, init) =>
+        this.http(input as string, { ...(init as HttpRequestInit), signal: call.signal }).then((res) => {
           call.answered();
-          return res;
-        });
-      },
+          return res as unknown as Response;
+        }),
     });
   }
 

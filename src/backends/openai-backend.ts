@@ -23,6 +23,7 @@ import type {
   Usage,
 } from "../completion/types.js";
 import { readSSE } from "../util/sse-reader.js";
+import { createHttpFetch, type HttpResponse } from "./http-fetch.js";
 import { UpstreamCall, upstreamFailure, upstreamStatusError } from "./upstream-call.js";
 
 export interface OpenAIBackendOptions {
@@ -63,14 +64,15 @@ export class OpenAIBackend implements Backend {
   readonly name: string;
   readonly kind = "openai" as const;
   readonly describe: string;
+  private readonly http = createHttpFetch();
 
   constructor(private readonly opts: OpenAIBackendOptions) {
     this.name = opts.name;
     this.describe = `${opts.name} at ${opts.baseUrl}`;
   }
 
-  private async post(call: UpstreamCall, path: string, body: unknown): Promise<Response> {
-    const res = await fetch(`${this.opts.baseUrl}${path}`, {
+  private async post(call: UpstreamCall, path: string, body: unknown): Promise<HttpResponse> {
+    const res = await this.http(`${this.opts.baseUrl}${path}`, {
       method: "POST",
       headers: this.headers(),
       body: JSON.stringify(body),
@@ -87,7 +89,7 @@ export class OpenAIBackend implements Backend {
     return h;
   }
 
-  private async statusError(res: Response): Promise<GatewayError> {
+  private async statusError(res: HttpResponse): Promise<GatewayError> {
     let message = res.statusText;
     try {
       const text = await res.text();
@@ -158,7 +160,7 @@ export class OpenAIBackend implements Backend {
     const fragments: WireToolCallDelta[] = [];
     let finish: string | null | undefined;
     let usage: Usage | undefined;
-    for await (const data of readSSE(res.body!)) {
+    for await (const data of readSSE(res.body)) {
       if (data === "[DONE]") break;
       const j = JSON.parse(data) as WireCompletion;
       if (j.error) throw new GatewayError("upstream_error", `upstream ${this.describe} failed mid-stream: ${j.error.message ?? "error"}`);
@@ -196,7 +198,7 @@ export class OpenAIBackend implements Backend {
     }
     let finish: string | null | undefined;
     let usage: Usage | undefined;
-    for await (const data of readSSE(res.body!)) {
+    for await (const data of readSSE(res.body)) {
       if (data === "[DONE]") break;
       const j = JSON.parse(data) as WireCompletion;
       if (j.error) throw new GatewayError("upstream_error", `upstream ${this.describe} failed mid-stream: ${j.error.message ?? "error"}`);
@@ -226,7 +228,7 @@ export class OpenAIBackend implements Backend {
   async listModels(signal: AbortSignal): Promise<ModelInfo[]> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
-      const res = await fetch(`${this.opts.baseUrl}/models`, { headers: this.headers(), signal: call.signal });
+      const res = await this.http(`${this.opts.baseUrl}/models`, { headers: this.headers(), signal: call.signal });
       call.answered();
       if (!res.ok) throw await this.statusError(res);
       const j = (await res.json()) as { data?: { id: string; created?: number; owned_by?: string }[] };

@@ -106,6 +106,8 @@ export class PolyglotServer extends net.Server {
   }
 
   private sniff(socket: net.Socket): void {
+    // Small writes (SSE events, RPC frames) must not wait for Nagle + delayed ACK (~40 ms).
+    socket.setNoDelay(true);
     let received = Buffer.alloc(0);
     // A peer that resets mid-sniff must not crash the process.
     const onError = () => socket.destroy();

@@ -2,11 +2,11 @@
  * Reads a text/event-stream body and yields each event's `data` (multi-line data
  * joined with "\n"). Comments and other fields are skipped.
  */
-export async function* readSSE(body: ReadableStream<Uint8Array>): AsyncIterable<string> {
+export async function* readSSE(body: AsyncIterable<Uint8Array>): AsyncIterable<string> {
   const decoder = new TextDecoder();
   let buffer = "";
   let data: string[] = [];
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body) {
     buffer += decoder.decode(chunk, { stream: true });
     let nl: number;
     while ((nl = buffer.indexOf("\n")) >= 0) {
