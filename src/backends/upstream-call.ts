@@ -22,7 +22,7 @@ export class UpstreamCall {
 
   constructor(
     private readonly caller: AbortSignal,
-    firstByteTimeoutMs: number,
+    private readonly firstByteTimeoutMs: number,
   ) {
     this.onCallerAbort = () => this.controller.abort(caller.reason);
     if (caller.aborted) this.controller.abort(caller.reason);
@@ -41,6 +41,41 @@ export class UpstreamCall {
   answered(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  /**
+   * Call with the upstream's response once it has started answering, and read the body of the
+   * Response returned: the first-byte timer stops and an idle timer of the same length starts,
+   * restarted by every body chunk, so an upstream that stalls mid-stream is cut (UpstreamTimeout,
+   * then the stream's error frame) instead of holding the caller forever.
+   */
+  watch(res: Response): Response {
+    this.answered();
+    if (!res.body) return res;
+    const signal = this.controller.signal;
+    const ms = this.firstByteTimeoutMs;
+    const idle = setTimeout(() => this.controller.abort(new UpstreamTimeout(`no data for ${ms} ms`)), ms);
+    this.timer = idle;
+    const onAbort = (ctl: TransformStreamDefaultController<Uint8Array>) => () => ctl.error(signal.reason);
+    let listener: (() => void) | undefined;
+    const body = res.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        start: (ctl) => {
+          if (signal.aborted) return ctl.error(signal.reason);
+          listener = onAbort(ctl);
+          signal.addEventListener("abort", listener, { once: true });
+        },
+        transform: (chunk, ctl) => {
+          idle.refresh();
+          ctl.enqueue(chunk);
+        },
+        flush: () => {
+          clearTimeout(idle);
+          if (listener) signal.removeEventListener("abort", listener);
+        },
+      }),
+    );
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
   }
 
   /** Releases listeners; aborts the upstream request if it is still open. */

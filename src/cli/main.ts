@@ -2,7 +2,6 @@
  * `agentgate <command>`. `serve` runs the gateway until SIGTERM/SIGINT; a bad
  * setting prints one line and exits 2.
  */
-import { createAgentgate } from "../agentgate.js";
 import { ConfigError } from "../config/config-error.js";
 import { loadConfig, settingsHelp } from "../config/config.js";
 import { VERSION } from "../version.js";
@@ -20,6 +19,9 @@ ${settingsHelp()}
 
 async function serve(argv: string[]): Promise<number> {
   const config = loadConfig(process.env, argv);
+  // Loaded only once the settings are valid: a bad setting fails fast, before the server's
+  // dependencies (Fastify, Connect, PGlite) are even read.
+  const { createAgentgate } = await import("../agentgate.js");
   const gate = await createAgentgate(config, { processMetrics: true });
   let stopping = false;
   const stop = (signal: string) => {

@@ -46,26 +46,33 @@ export interface Config {
   logLevel: Values["logLevel"];
 }
 
-/** Hostnames and addresses that only this machine can reach. */
+const LOOPBACK = new net.BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/**
+ * Hostnames and addresses that only this machine can reach. Addresses are compared as addresses,
+ * so every spelling of ::1 and IPv4-mapped 127.x.y.z count.
+ */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  if (h === "localhost" || h === "::1") return true;
-  if (net.isIPv4(h)) return h.startsWith("127.");
-  if (h.startsWith("::ffff:")) return isLoopbackHost(h.slice(7));
+  if (h === "localhost") return true;
+  if (net.isIPv4(h)) return LOOPBACK.check(h, "ipv4");
+  if (net.isIPv6(h)) return LOOPBACK.check(h, "ipv6");
   return false;
 }
 
-export function parseBind(raw: string): { host: string; port: number } {
+export function parseBind(raw: string, name = "BIND"): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw.trim());
-  if (!m) throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: expected host:port, e.g. 127.0.0.1:3210`);
+  if (!m) throw new ConfigError(`invalid ${name} ${JSON.stringify(raw)}: expected host:port, e.g. 127.0.0.1:3210`);
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
-  if (port > 65535) throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: port must be 0-65535`);
+  if (port > 65535) throw new ConfigError(`invalid ${name} ${JSON.stringify(raw)}: port must be 0-65535`);
   if (m[1] !== undefined && !net.isIPv6(host)) {
-    throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: bracketed host must be an IPv6 address`);
+    throw new ConfigError(`invalid ${name} ${JSON.stringify(raw)}: bracketed host must be an IPv6 address`);
   }
   if (m[2] !== undefined && !net.isIPv4(host) && !/^[a-zA-Z0-9.-]+$/.test(host)) {
-    throw new ConfigError(`invalid BIND ${JSON.stringify(raw)}: bad host`);
+    throw new ConfigError(`invalid ${name} ${JSON.stringify(raw)}: bad host`);
   }
   return { host, port };
 }
@@ -95,8 +102,15 @@ function parseBackends(entries: string[], env: NodeJS.ProcessEnv): OpenAIBackend
   });
 }
 
-/** Reads raw strings for every setting: flags override environment; aliases fill in. */
-function rawValues(env: NodeJS.ProcessEnv, argv: string[]): Record<SettingKey, string | undefined> {
+/**
+ * Reads raw strings for every setting: flags override environment; aliases fill in. `names` says
+ * where each value came from (`--flag`, the variable or the alias), so an error names what the
+ * user actually set.
+ */
+function rawValues(
+  env: NodeJS.ProcessEnv,
+  argv: string[],
+): { values: Record<SettingKey, string | undefined>; names: Record<SettingKey, string> } {
   const options: Record<string, { type: "string" | "boolean" }> = {};
   for (const s of Object.values(settings)) options[s.flag] = { type: s.boolean ? "boolean" : "string" };
   let parsed: ReturnType<typeof parseArgs>;
@@ -105,27 +119,36 @@ function rawValues(env: NodeJS.ProcessEnv, argv: string[]): Record<SettingKey, s
   } catch (err) {
     throw new ConfigError((err as Error).message.split("\n")[0]!);
   }
-  const out = {} as Record<SettingKey, string | undefined>;
+  const values = {} as Record<SettingKey, string | undefined>;
+  const names = {} as Record<SettingKey, string>;
   for (const [key, s] of Object.entries(settings) as [SettingKey, SettingsTable[SettingKey]][]) {
     const flagValue = parsed.values[s.flag];
     if (flagValue !== undefined) {
-      out[key] = String(flagValue);
+      values[key] = String(flagValue);
+      names[key] = `--${s.flag}`;
       continue;
     }
     let value = env[s.env];
-    for (const alias of s.aliases ?? []) if (value === undefined || value === "") value = env[alias];
-    out[key] = value;
+    let name = s.env;
+    for (const alias of s.aliases ?? []) {
+      if ((value === undefined || value === "") && env[alias] !== undefined) {
+        value = env[alias];
+        name = alias;
+      }
+    }
+    values[key] = value;
+    names[key] = name;
   }
-  return out;
+  return { values, names };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): Config {
-  const raw = rawValues(env, argv);
+  const { values: raw, names } = rawValues(env, argv);
   const v = {} as Values;
   for (const key of Object.keys(settings) as SettingKey[]) {
-    (v as Record<string, unknown>)[key] = settings[key].parse(raw[key], settings[key].env);
+    (v as Record<string, unknown>)[key] = settings[key].parse(raw[key], names[key]);
   }
-  const bind = parseBind(v.bind);
+  const bind = parseBind(v.bind, names.bind);
   if (!isLoopbackHost(bind.host) && !v.authToken && !v.disableAuth) {
     throw new ConfigError(
       `refusing to serve ${bind.host}:${bind.port} without AUTH_TOKEN: set AUTH_TOKEN, bind a loopback address, or set DISABLE_AUTH=true`,

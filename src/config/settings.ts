@@ -66,21 +66,60 @@ export const parsers = {
       } catch {
         fail(name, raw, "not a URL");
       }
-      if (!["http:", "https:", "postgres:", "postgresql:"].includes(u.protocol)) {
-        fail(name, raw, `unsupported scheme ${u.protocol}`);
-      }
+      if (u.protocol !== "http:" && u.protocol !== "https:") fail(name, raw, `expected an http:// or https:// URL, not ${u.protocol}`);
       return raw.replace(/\/+$/, "");
     };
   },
-  /** Space-separated words (exec options); quotes group words. No shell is involved. */
+  /**
+   * Space-separated words (exec options), split as a POSIX shell would without expanding anything:
+   * '...' and "..." group (also inside a word: -c key="a b" is one word), backslash escapes. No shell
+   * is involved.
+   */
   words(raw: string | undefined, name: string): string[] {
     if (raw === undefined || raw.trim() === "") return [];
     const out: string[] = [];
-    const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-    for (let m = re.exec(raw); m; m = re.exec(raw)) out.push(m[1] ?? m[2] ?? m[3]!);
-    if (/["']/.test(raw) && (raw.split('"').length % 2 === 0 || raw.split("'").length % 2 === 0)) {
-      fail(name, raw, "unbalanced quotes");
+    let word = "";
+    let inWord = false;
+    for (let i = 0; i < raw.length; ) {
+      const c = raw[i]!;
+      if (/\s/.test(c)) {
+        if (inWord) out.push(word);
+        word = "";
+        inWord = false;
+        i++;
+        continue;
+      }
+      inWord = true;
+      if (c === "'") {
+        const end = raw.indexOf("'", i + 1);
+        if (end < 0) fail(name, raw, "unbalanced quotes");
+        word += raw.slice(i + 1, end);
+        i = end + 1;
+      } else if (c === '"') {
+        for (i++; ; ) {
+          if (i >= raw.length) fail(name, raw, "unbalanced quotes");
+          const d = raw[i]!;
+          if (d === '"') {
+            i++;
+            break;
+          }
+          if (d === "\\" && (raw[i + 1] === '"' || raw[i + 1] === "\\")) {
+            word += raw[i + 1];
+            i += 2;
+          } else {
+            word += d;
+            i++;
+          }
+        }
+      } else if (c === "\\" && i + 1 < raw.length) {
+        word += raw[i + 1];
+        i += 2;
+      } else {
+        word += c;
+        i++;
+      }
     }
+    if (inWord) out.push(word);
     return out;
   },
   oneOf<T extends string>(def: T, values: readonly T[]) {

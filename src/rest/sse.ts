@@ -70,10 +70,13 @@ export class SseStream {
   async finish(err?: unknown): Promise<void> {
     if (this.ended) return;
     const reason: unknown = this.signal.reason;
-    if (err !== undefined && !(reason instanceof ClientDisconnected)) {
-      await this.send(toOpenAIError(reason instanceof GatewayError ? reason : err).body).catch(() => undefined);
-    }
     this.ended = true;
+    // Written directly, not through send(): when the stream was ended by the shutdown grace
+    // period the signal is aborted, and send() would silently drop the error event, leaving a
+    // cut stream that looks complete.
+    if (err !== undefined && !(reason instanceof ClientDisconnected) && !this.body.destroyed) {
+      this.body.write(`data: ${JSON.stringify(toOpenAIError(reason instanceof GatewayError ? reason : err).body)}\n\n`);
+    }
     this.cleanup();
     if (!this.body.destroyed) this.body.end("data: [DONE]\n\n");
   }

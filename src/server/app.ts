@@ -5,10 +5,11 @@
  * server/lifecycle.ts does.
  */
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, type ConnectRouter } from "@connectrpc/connect";
 import { createContextValues } from "@connectrpc/connect";
 import fastifySwagger from "@fastify/swagger";
 import type http from "node:http";
+import http2 from "node:http2";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { asGatewayError, GatewayError, toOpenAIError } from "../errors/gateway-error.js";
@@ -56,6 +57,54 @@ function protocolOf(req: FastifyRequest, isRpc: boolean): string {
 /** Validates UTF-8 before parsing: a body that is not UTF-8 is a 400, not mojibake. */
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** Deepest array/object nesting a REST body may have; deeper bodies are refused before parsing. */
+export const MAX_JSON_DEPTH = 128;
+
+/**
+ * True when `text` nests arrays/objects deeper than `max`. One linear scan that skips string
+ * contents: JSON.parse's reviver and later serialisers recurse, so a 10 000-level body must never
+ * reach them (it would overflow the stack).
+ */
+export function jsonTooDeep(text: string, max: number = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/** JSON.parse reviver: drops `__proto__` keys and `constructor: {prototype: ...}` objects. */
+function dropPoison(key: string, value: unknown): unknown {
+  if (key === "__proto__") return undefined;
+  if (key === "constructor" && typeof value === "object" && value !== null && "prototype" in value) return undefined;
+  return value;
+}
+
+/** The Connect code a failed RPC's HTTP status stands for (used when no interceptor saw the call). */
+const HTTP_TO_CONNECT: Record<number, string> = {
+  400: "invalid_argument",
+  401: "unauthenticated",
+  403: "permission_denied",
+  404: "unimplemented",
+  408: "deadline_exceeded",
+  409: "aborted",
+  413: "resource_exhausted",
+  429: "resource_exhausted",
+  499: "canceled",
+  500: "internal",
+  501: "unimplemented",
+  503: "unavailable",
+  504: "deadline_exceeded",
+};
+
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { logger, metrics, auth, limiter } = opts;
   const rpcServices = new Set(opts.modules.flatMap((m) => m.services ?? []));
@@ -86,8 +135,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    const stream = (request.raw as { stream?: http2.ServerHttp2Stream }).stream;
+    if (stream) releaseWhenAnswered(stream);
     const url = request.url.split("?", 1)[0]!;
-    if (url === "/healthz" || isRpc(url)) return; // RPCs are checked by the interceptor, in Connect's error format
+    // RPCs are checked by the interceptor, in Connect's error format; an unknown method under a
+    // service's path never reaches it, so it is checked here (no method discovery without a token).
+    if (url === "/healthz" || (isRpc(url) && !request.is404)) return;
     const headers = nodeHeaders(request.headers);
     auth.check(headers);
     try {
@@ -104,7 +157,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const route = rpc ? url : (request.routeOptions.url ?? "unmatched");
     const protocol = protocolOf(request, rpc);
     const outcome = outcomes.get(request);
-    const status = outcome?.code ?? String(reply.statusCode);
+    // Requests Connect rejects before any interceptor runs (undecodable or oversized messages,
+    // unknown methods) keep the initial "ok": the HTTP status tells the real outcome.
+    const status = rpc ? rpcStatus(outcome, request, reply.statusCode) : String(reply.statusCode);
     metrics.requests.inc({ protocol, route, status });
     metrics.requestDuration.observe({ protocol, route }, reply.elapsedTime / 1000);
     request.log.info(
@@ -123,7 +178,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.setErrorHandler((error, request, reply) => {
     const err = error as Error & { code?: string; statusCode?: number; validation?: unknown[]; validationContext?: string };
     let mapped: GatewayError;
-    if (err.validation) {
+    if (request.is404 && !(error instanceof GatewayError) && err.code?.startsWith("FST_ERR_CTP")) {
+      // No such route: say so, whatever was wrong with the body the 404 handler parsed
+      // (auth failures keep their 401: unknown routes are not discoverable without a token).
+      return sendError(reply, unknownRoute(request));
+    } else if (err.validation) {
       mapped = validationError(err);
     } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       mapped = new GatewayError("invalid_argument", `the request body is larger than ${opts.bodyLimitBytes} bytes`, { code: "request_too_large" });
@@ -145,7 +204,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new GatewayError("not_found", `no route for ${request.method} ${request.url.split("?", 1)[0]}`, { code: "unknown_route" }));
+    sendError(reply, unknownRoute(request));
   });
 
   await app.register(fastifySwagger, {
@@ -174,7 +233,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // REST routes live in their own scope: their strict JSON parser must not leak into the
   // Connect plugin's scope, which installs pass-through parsers of its own.
   await app.register(async (rest) => {
-  rest.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body: Buffer, done) => {
+    // Only JSON: the inherited text/plain parser would hand a string body to the schema (a 400
+    // "body must be object") where the right answer is 415.
+    rest.removeAllContentTypeParsers();
+    rest.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body: Buffer, done) => {
       let text: string;
       try {
         text = utf8.decode(body);
@@ -186,9 +248,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         done(new GatewayError("invalid_argument", "the request body is empty; send a JSON object", { code: "invalid_json" }), undefined);
         return;
       }
+      if (jsonTooDeep(text)) {
+        done(new GatewayError("invalid_argument", `the request body is nested deeper than ${MAX_JSON_DEPTH} levels`, { code: "invalid_json" }), undefined);
+        return;
+      }
       try {
-        // Prototype-poisoning keys are dropped by the reviver.
-        done(null, JSON.parse(text, (k, v: unknown) => (k === "__proto__" || k === "constructor" ? undefined : v)));
+        // Prototype-poisoning keys are dropped by the reviver (only when they may be present,
+        // escapes included: a reviver makes parsing several times slower). A plain "constructor" field, say a property of a
+        // tool's JSON schema, is data and stays.
+        const poisoned = text.includes("__proto__") || text.includes("prototype") || text.includes("\\u");
+        done(null, poisoned ? JSON.parse(text, dropPoison) : JSON.parse(text));
       } catch (err) {
         done(new GatewayError("invalid_argument", `the request body is not valid JSON: ${(err as Error).message}`, { code: "invalid_json" }), undefined);
       }
@@ -212,6 +281,46 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   return app;
+}
+
+/**
+ * An HTTP/2 request whose body Connect stopped reading (an oversized or undecodable message) keeps
+ * its stream, and the buffered bytes, alive until the session closes: the compat request is gone,
+ * so nothing consumes the rest and Node never ends the stream; the response's 'finish', the
+ * request log line and the metric never come. Once the response is written, discard the rest of
+ * the request. (Resetting the stream at once would race the trailers, which Node sends after
+ * 'finish'; a client still sending a second later is told to stop with RST_STREAM NO_ERROR.)
+ */
+function releaseWhenAnswered(stream: http2.ServerHttp2Stream): void {
+  stream.once("finish", () => {
+    if (stream.destroyed || stream.readableEnded) return;
+    stream.removeAllListeners("data"); // the compat layer's reader, which pauses on its dead request
+    stream.on("data", () => {});
+    stream.resume();
+    setTimeout(() => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    }, 1_000).unref();
+  });
+}
+
+/**
+ * The Connect code of a finished RPC. The interceptor records failures it sees; calls Connect
+ * refuses before any interceptor runs (undecodable or oversized messages, unknown methods) keep
+ * the initial "ok", so the sent grpc-status trailer or the HTTP status tells the real outcome.
+ */
+function rpcStatus(outcome: RpcOutcome | undefined, request: FastifyRequest, httpStatus: number): string {
+  if (outcome && outcome.code !== "ok") return outcome.code;
+  const trailers = (request.raw as { stream?: http2.ServerHttp2Stream }).stream?.sentTrailers;
+  const grpcStatus = Number(trailers?.["grpc-status"] ?? 0);
+  if (grpcStatus > 0) return Code[grpcStatus] ? connectCodeName(grpcStatus as Code) : "unknown";
+  if (httpStatus >= 400) return HTTP_TO_CONNECT[httpStatus] ?? "unknown";
+  return outcome?.code ?? "ok";
+}
+
+const connectCodeName = (code: Code) => Code[code].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
+
+function unknownRoute(request: FastifyRequest): GatewayError {
+  return new GatewayError("not_found", `no route for ${request.method} ${request.url.split("?", 1)[0]}`, { code: "unknown_route" });
 }
 
 function sendError(reply: import("fastify").FastifyReply, err: GatewayError, status?: number) {
