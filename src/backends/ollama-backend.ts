@@ -10,7 +10,6 @@ import { newId } from "../util/ids.js";
 import type {
   Backend,
   BackendHealth,
-  CallOptions,
   ChatEvent,
   ChatMessage,
   ChatRequest,
@@ -75,7 +74,9 @@ export class OllamaBackend implements Backend {
   private async once<T>(signal: AbortSignal, run: (call: UpstreamCall) => Promise<T>): Promise<T> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
-      return await run(call);
+      const result = await run(call);
+      call.complete();
+      return result;
     } catch (err) {
       throw upstreamFailure(this, err, call.signal);
     } finally {
@@ -83,7 +84,7 @@ export class OllamaBackend implements Backend {
     }
   }
 
-  chat(req: ChatRequest, opts: CallOptions): AsyncIterable<ChatEvent> {
+  chat(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatEvent> {
     const body = {
       model: req.model,
       messages: toOllamaMessages(req.messages),
@@ -91,20 +92,17 @@ export class OllamaBackend implements Backend {
       format: toOllamaFormat(req.responseFormat),
       options: this.toOptions(req.options),
     };
-    return this.withCall(opts.signal, (call) => this.chatEvents(call, body, opts.stream));
+    return this.withCall(signal, (call) => this.chatEvents(call, body));
   }
 
   private async *chatEvents(
     call: UpstreamCall,
     body: { model: string; messages: Message[]; tools?: Tool[]; format?: string | object; options: Partial<Options> },
-    stream: boolean,
   ): AsyncIterable<ChatEvent> {
-    const client = this.client(call);
     const toolCalls: ToolCall[] = [];
-    const chunks: AsyncIterable<ChatResponse> = stream
-      ? await client.chat({ ...body, stream: true })
-      : single(await client.chat({ ...body, stream: false }));
+    const chunks: AsyncIterable<ChatResponse> = await this.client(call).chat({ ...body, stream: true });
     for await (const chunk of chunks) {
+      call.progress();
       const m = chunk.message;
       if (m?.content || m?.thinking) yield { type: "delta", content: m.content || undefined, reasoning: m.thinking || undefined };
       if (m?.tool_calls?.length) {
@@ -117,6 +115,7 @@ export class OllamaBackend implements Backend {
         yield { type: "tool_calls", toolCalls: calls };
       }
       if (chunk.done) {
+        call.complete();
         yield { type: "done", finishReason: finishReason(chunk.done_reason, toolCalls.length > 0), usage: usage(chunk) };
         return;
       }
@@ -124,7 +123,7 @@ export class OllamaBackend implements Backend {
     throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
   }
 
-  complete(req: CompletionRequest, opts: CallOptions): AsyncIterable<TextEvent> {
+  complete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<TextEvent> {
     const body = {
       model: req.model,
       prompt: req.prompt,
@@ -132,21 +131,19 @@ export class OllamaBackend implements Backend {
       raw: req.raw || undefined,
       options: this.toOptions(req.options),
     };
-    return this.withCall(opts.signal, (call) => this.textEvents(call, body, opts.stream));
+    return this.withCall(signal, (call) => this.textEvents(call, body));
   }
 
   private async *textEvents(
     call: UpstreamCall,
     body: { model: string; prompt: string; suffix?: string; raw?: boolean; options: Partial<Options> },
-    stream: boolean,
   ): AsyncIterable<TextEvent> {
-    const client = this.client(call);
-    const chunks: AsyncIterable<GenerateResponse> = stream
-      ? await client.generate({ ...body, stream: true })
-      : single(await client.generate({ ...body, stream: false }));
+    const chunks: AsyncIterable<GenerateResponse> = await this.client(call).generate({ ...body, stream: true });
     for await (const chunk of chunks) {
+      call.progress();
       if (chunk.response) yield { type: "delta", text: chunk.response };
       if (chunk.done) {
+        call.complete();
         yield { type: "done", finishReason: finishReason(chunk.done_reason, false), usage: usage(chunk) };
         return;
       }
@@ -217,10 +214,6 @@ export class OllamaBackend implements Backend {
     if (numCtx) out.num_ctx = numCtx;
     return out;
   }
-}
-
-async function* single<T>(value: T): AsyncIterable<T> {
-  yield value;
 }
 
 function usage(chunk: { prompt_eval_count?: number; eval_count?: number }): Usage {

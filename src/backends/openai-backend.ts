@@ -8,7 +8,6 @@ import { GatewayError } from "../errors/gateway-error.js";
 import type {
   Backend,
   BackendHealth,
-  CallOptions,
   ChatEvent,
   ChatMessage,
   ChatRequest,
@@ -116,14 +115,14 @@ export class OpenAIBackend implements Backend {
     }
   }
 
-  chat(req: ChatRequest, opts: CallOptions): AsyncIterable<ChatEvent> {
+  chat(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatEvent> {
     const body: Record<string, unknown> = {
       model: req.model,
       messages: req.messages.map(toWireMessage),
-      stream: opts.stream,
+      stream: true,
+      stream_options: { include_usage: true },
       ...wireOptions(req.options),
     };
-    if (opts.stream) body.stream_options = { include_usage: true };
     if (req.tools?.length) {
       body.tools = req.tools.map((t) => ({
         type: "function",
@@ -142,28 +141,18 @@ export class OpenAIBackend implements Backend {
               json_schema: { name: req.responseFormat.name ?? "response", schema: req.responseFormat.schema, strict: req.responseFormat.strict },
             };
     }
-    return this.run(opts.signal, (call) => this.chatEvents(call, body, opts.stream));
+    return this.run(signal, (call) => this.chatEvents(call, body));
   }
 
-  private async *chatEvents(call: UpstreamCall, body: Record<string, unknown>, stream: boolean): AsyncIterable<ChatEvent> {
+  private async *chatEvents(call: UpstreamCall, body: Record<string, unknown>): AsyncIterable<ChatEvent> {
     const res = await this.post(call, "/chat/completions", body);
-    if (!stream) {
-      const j = (await res.json()) as WireCompletion;
-      const choice = j.choices?.[0];
-      const m = choice?.message;
-      if (m?.content || m?.reasoning_content) yield { type: "delta", content: m.content || undefined, reasoning: m.reasoning_content || undefined };
-      const calls = assembleToolCalls(m?.tool_calls ?? []);
-      if (calls.length) yield { type: "tool_calls", toolCalls: calls };
-      yield { type: "done", finishReason: mapFinish(choice?.finish_reason, calls.length > 0), usage: mapUsage(j.usage) };
-      return;
-    }
     const fragments: WireToolCallDelta[] = [];
     let finish: string | null | undefined;
     let usage: Usage | undefined;
     for await (const data of readSSE(res.body)) {
+      call.progress();
       if (data === "[DONE]") break;
-      const j = JSON.parse(data) as WireCompletion;
-      if (j.error) throw new GatewayError("upstream_error", `upstream ${this.describe} failed mid-stream: ${j.error.message ?? "error"}`);
+      const j = this.parseChunk(data);
       if (j.usage) usage = mapUsage(j.usage);
       const choice = j.choices?.[0];
       if (!choice) continue;
@@ -175,40 +164,52 @@ export class OpenAIBackend implements Backend {
     if (finish === undefined) {
       throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
     }
+    call.complete();
     const calls = assembleToolCalls(fragments);
     if (calls.length) yield { type: "tool_calls", toolCalls: calls };
     yield { type: "done", finishReason: mapFinish(finish, calls.length > 0), usage };
   }
 
-  complete(req: CompletionRequest, opts: CallOptions): AsyncIterable<TextEvent> {
-    const body: Record<string, unknown> = { model: req.model, prompt: req.prompt, stream: opts.stream, ...wireOptions(req.options) };
+  complete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<TextEvent> {
+    const body: Record<string, unknown> = {
+      model: req.model,
+      prompt: req.prompt,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...wireOptions(req.options),
+    };
     if (req.suffix) body.suffix = req.suffix;
-    if (opts.stream) body.stream_options = { include_usage: true };
-    return this.run(opts.signal, (call) => this.textEvents(call, body, opts.stream));
+    return this.run(signal, (call) => this.textEvents(call, body));
   }
 
-  private async *textEvents(call: UpstreamCall, body: Record<string, unknown>, stream: boolean): AsyncIterable<TextEvent> {
+  private async *textEvents(call: UpstreamCall, body: Record<string, unknown>): AsyncIterable<TextEvent> {
     const res = await this.post(call, "/completions", body);
-    if (!stream) {
-      const j = (await res.json()) as WireCompletion;
-      const choice = j.choices?.[0];
-      if (choice?.text) yield { type: "delta", text: choice.text };
-      yield { type: "done", finishReason: mapFinish(choice?.finish_reason, false), usage: mapUsage(j.usage) };
-      return;
-    }
     let finish: string | null | undefined;
     let usage: Usage | undefined;
     for await (const data of readSSE(res.body)) {
+      call.progress();
       if (data === "[DONE]") break;
-      const j = JSON.parse(data) as WireCompletion;
-      if (j.error) throw new GatewayError("upstream_error", `upstream ${this.describe} failed mid-stream: ${j.error.message ?? "error"}`);
+      const j = this.parseChunk(data);
       if (j.usage) usage = mapUsage(j.usage);
       const choice = j.choices?.[0];
       if (choice?.text) yield { type: "delta", text: choice.text };
       if (choice?.finish_reason) finish = choice.finish_reason;
     }
     if (finish === undefined) throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
+    call.complete();
     yield { type: "done", finishReason: mapFinish(finish, false), usage };
+  }
+
+  /** One SSE `data:` payload; an `error` object mid-stream fails the call. */
+  private parseChunk(data: string): WireCompletion {
+    let j: WireCompletion;
+    try {
+      j = JSON.parse(data) as WireCompletion;
+    } catch {
+      throw new GatewayError("upstream_error", `upstream ${this.describe} sent an event that is not JSON`);
+    }
+    if (j.error) throw new GatewayError("upstream_error", `upstream ${this.describe} failed mid-stream: ${j.error.message ?? "error"}`);
+    return j;
   }
 
   async embed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
@@ -216,6 +217,7 @@ export class OpenAIBackend implements Backend {
     try {
       const res = await this.post(call, "/embeddings", { model: req.model, input: req.inputs, dimensions: req.dimensions, encoding_format: "float" });
       const j = (await res.json()) as { model?: string; data?: { index: number; embedding: number[] }[]; usage?: WireUsage };
+      call.complete();
       const data = [...(j.data ?? [])].sort((a, b) => a.index - b.index);
       return { model: j.model ?? req.model, embeddings: data.map((d) => d.embedding), usage: mapUsage(j.usage) ?? zeroUsage() };
     } catch (err) {
@@ -232,6 +234,7 @@ export class OpenAIBackend implements Backend {
       call.answered();
       if (!res.ok) throw await this.statusError(res);
       const j = (await res.json()) as { data?: { id: string; created?: number; owned_by?: string }[] };
+      call.complete();
       return (j.data ?? []).map((m) => ({
         id: m.id,
         backend: this.name,

@@ -1,7 +1,7 @@
 /**
  * Shared plumbing for calling an upstream over HTTP: one AbortController per call
- * tied to the caller's signal (client gone, RPC deadline) and to a first-byte
- * timeout, and one place that turns transport and HTTP failures into
+ * tied to the caller's signal (client gone, RPC deadline) and to first-byte and
+ * idle timeouts, and one place that turns transport and HTTP failures into
  * GatewayErrors that name the upstream.
  */
 import { GatewayError } from "../errors/gateway-error.js";
@@ -15,74 +15,59 @@ export class UpstreamTimeout extends Error {
   override readonly name = "UpstreamTimeout";
 }
 
+/**
+ * One upstream request's lifetime. The timer first bounds the wait for the
+ * upstream's first byte, then (after `answered`) the silence between chunks
+ * (`progress` restarts it), so an upstream that stalls mid-stream is cut with
+ * UpstreamTimeout instead of holding the caller forever. A call marked
+ * `complete` is not aborted by `finish` (nothing to cancel, and creating the
+ * abort reason costs more than the rest of the bookkeeping).
+ */
 export class UpstreamCall {
-  readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
   private readonly onCallerAbort: () => void;
+  private phase: "waiting" | "answering" | "complete" = "waiting";
 
   constructor(
     private readonly caller: AbortSignal,
-    private readonly firstByteTimeoutMs: number,
+    private readonly timeoutMs: number,
   ) {
     this.onCallerAbort = () => this.controller.abort(caller.reason);
     if (caller.aborted) this.controller.abort(caller.reason);
     else caller.addEventListener("abort", this.onCallerAbort, { once: true });
-    this.timer = setTimeout(
-      () => this.controller.abort(new UpstreamTimeout(`no answer within ${firstByteTimeoutMs} ms`)),
-      firstByteTimeoutMs,
-    );
+    this.timer = setTimeout(() => {
+      const what = this.phase === "waiting" ? `no answer within ${timeoutMs} ms` : `no data for ${timeoutMs} ms`;
+      this.controller.abort(new UpstreamTimeout(what));
+    }, timeoutMs);
   }
 
   get signal(): AbortSignal {
     return this.controller.signal;
   }
 
-  /** Call once the upstream has started answering. */
+  /** The upstream started answering: from now on the timer measures silence between chunks. */
   answered(): void {
+    this.phase = "answering";
+    this.timer.refresh();
+  }
+
+  /** A chunk arrived. */
+  progress(): void {
+    this.timer.refresh();
+  }
+
+  /** The upstream finished its answer. */
+  complete(): void {
+    this.phase = "complete";
     clearTimeout(this.timer);
-    this.timer = undefined;
   }
 
-  /**
-   * Call with the upstream's response once it has started answering, and read the body of the
-   * Response returned: the first-byte timer stops and an idle timer of the same length starts,
-   * restarted by every body chunk, so an upstream that stalls mid-stream is cut (UpstreamTimeout,
-   * then the stream's error frame) instead of holding the caller forever.
-   */
-  watch(res: Response): Response {
-    this.answered();
-    if (!res.body) return res;
-    const signal = this.controller.signal;
-    const ms = this.firstByteTimeoutMs;
-    const idle = setTimeout(() => this.controller.abort(new UpstreamTimeout(`no data for ${ms} ms`)), ms);
-    this.timer = idle;
-    const onAbort = (ctl: TransformStreamDefaultController<Uint8Array>) => () => ctl.error(signal.reason);
-    let listener: (() => void) | undefined;
-    const body = res.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        start: (ctl) => {
-          if (signal.aborted) return ctl.error(signal.reason);
-          listener = onAbort(ctl);
-          signal.addEventListener("abort", listener, { once: true });
-        },
-        transform: (chunk, ctl) => {
-          idle.refresh();
-          ctl.enqueue(chunk);
-        },
-        flush: () => {
-          clearTimeout(idle);
-          if (listener) signal.removeEventListener("abort", listener);
-        },
-      }),
-    );
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-  }
-
-  /** Releases listeners; aborts the upstream request if it is still open. */
+  /** Releases listeners; aborts the upstream request unless it completed. */
   finish(): void {
     clearTimeout(this.timer);
     this.caller.removeEventListener("abort", this.onCallerAbort);
-    if (!this.controller.signal.aborted) this.controller.abort();
+    if (this.phase !== "complete" && !this.controller.signal.aborted) this.controller.abort();
   }
 }
 

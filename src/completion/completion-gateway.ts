@@ -59,15 +59,15 @@ export class CompletionGateway {
     private readonly defaults: { model: string; embedModel: string },
   ) {}
 
-  async chatStream(req: ChatRequest, signal: AbortSignal, stream = true): Promise<ChatStream> {
+  async chatStream(req: ChatRequest, signal: AbortSignal): Promise<ChatStream> {
     const model = req.model || this.defaults.model;
     const route = await this.router.resolve(model, signal);
-    const events = route.backend.chat({ ...req, model: route.model }, { signal, stream });
+    const events = route.backend.chat({ ...req, model: route.model }, signal);
     return { ...this.head("chatcmpl", model, route.backend), events: this.observe(route.backend, "chat", events) };
   }
 
   async chat(req: ChatRequest, signal: AbortSignal): Promise<ChatResult> {
-    const s = await this.chatStream(req, signal, false);
+    const s = await this.chatStream(req, signal);
     let content = "";
     let reasoning = "";
     const toolCalls: ToolCall[] = [];
@@ -87,15 +87,15 @@ export class CompletionGateway {
     throw new GatewayError("upstream_error", `upstream ${s.backend} ended without finishing`);
   }
 
-  async completeStream(req: CompletionRequest, signal: AbortSignal, stream = true): Promise<TextStream> {
+  async completeStream(req: CompletionRequest, signal: AbortSignal): Promise<TextStream> {
     const model = req.model || this.defaults.model;
     const route = await this.router.resolve(model, signal);
-    const events = route.backend.complete({ ...req, model: route.model }, { signal, stream });
+    const events = route.backend.complete({ ...req, model: route.model }, signal);
     return { ...this.head("cmpl", model, route.backend), events: this.observe(route.backend, "complete", events) };
   }
 
   async complete(req: CompletionRequest, signal: AbortSignal): Promise<TextResult> {
-    const s = await this.completeStream(req, signal, false);
+    const s = await this.completeStream(req, signal);
     let text = "";
     for await (const e of s.events) {
       if (e.type === "delta") text += e.text;

@@ -113,12 +113,6 @@ export interface ModelInfo {
   sizeBytes?: number;
 }
 
-export interface CallOptions {
-  signal: AbortSignal;
-  /** Ask the upstream for a stream (true) or one reply (false); events are the same. */
-  stream: boolean;
-}
-
 export interface BackendHealth {
   ok: boolean;
   detail: string;
@@ -130,8 +124,12 @@ export interface Backend {
   readonly kind: "ollama" | "openai";
   /** Human-readable upstream, used in error messages ("ollama at http://..."). */
   readonly describe: string;
-  chat(req: ChatRequest, opts: CallOptions): AsyncIterable<ChatEvent>;
-  complete(req: CompletionRequest, opts: CallOptions): AsyncIterable<TextEvent>;
+  /**
+   * Backends always stream from their upstream, also for callers that want one
+   * reply: the idle timeout then bounds silence, not the whole generation.
+   */
+  chat(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatEvent>;
+  complete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<TextEvent>;
   embed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
   listModels(signal: AbortSignal): Promise<ModelInfo[]>;
   health(signal: AbortSignal): Promise<BackendHealth>;

@@ -45,6 +45,8 @@ export interface GatewayErrorOptions {
   param?: string;
   /** A machine-readable code (OpenAI `code`), e.g. "model_not_found". */
   code?: string;
+  /** For rate limits: when to try again (REST sends it as Retry-After). */
+  retryAfterSeconds?: number;
   cause?: unknown;
 }
 
@@ -53,12 +55,14 @@ export class GatewayError extends Error {
   readonly kind: ErrorKind;
   readonly param?: string;
   readonly code?: string;
+  readonly retryAfterSeconds?: number;
 
   constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.kind = kind;
     this.param = options.param;
     this.code = options.code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   get status(): number {

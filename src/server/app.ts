@@ -143,6 +143,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (url === "/healthz" || (isRpc(url) && !request.is404)) return;
     const headers = nodeHeaders(request.headers);
     auth.check(headers);
+    // Scrapes must not eat the token's request budget.
+    if (url === "/metrics") return;
     try {
       limiter.take(RateLimiter.callerKey(presentedToken(headers), request.ip));
     } catch (err) {
@@ -327,6 +329,7 @@ function sendError(reply: import("fastify").FastifyReply, err: GatewayError, sta
   const { status: mappedStatus, body } = toOpenAIError(err);
   if (reply.sent || reply.raw.headersSent) return;
   if (err.kind === "unauthenticated") reply.header("www-authenticate", 'Bearer realm="agentgate"');
+  if (err.retryAfterSeconds !== undefined) reply.header("retry-after", String(err.retryAfterSeconds));
   reply.code(status ?? mappedStatus).type("application/json").send(body);
 }
 

@@ -42,6 +42,7 @@ export class RateLimiter {
       const waitS = Math.ceil((1 - b.tokens) / this.perMs / 1000);
       throw new GatewayError("resource_exhausted", `rate limit of ${this.rpm} requests per minute reached; try again in ${waitS}s`, {
         code: "rate_limit_exceeded",
+        retryAfterSeconds: waitS,
       });
     }
     b.tokens -= 1;

@@ -1,12 +1,30 @@
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/** A random id with a readable prefix, e.g. `chatcmpl-3k9...` (24 base62 chars, ~143 bits). */
+// Ids are minted on the hot path (request ids, completion ids, tool-call ids); one
+// randomFillSync per 4 KiB instead of one per id keeps that cheap.
+const pool = Buffer.alloc(4096);
+let offset = pool.length;
+
+function randomByte(): number {
+  if (offset === pool.length) {
+    randomFillSync(pool);
+    offset = 0;
+  }
+  return pool[offset++]!;
+}
+
+/** A random id with a readable prefix, e.g. `chatcmpl-3k9...` (24 base62 chars, ~142 bits). */
 export function newId(prefix: string, length = 24): string {
-  const bytes = randomBytes(length);
-  let out = "";
-  // 256 % 62 bias is negligible for ids that only need to be unique.
-  for (let i = 0; i < length; i++) out += ALPHABET[bytes[i]! % 62];
-  return `${prefix}-${out}`;
+  let out = `${prefix}-`;
+  // Rejection sampling keeps every character uniform (248 = 4 * 62).
+  for (let i = 0; i < length; ) {
+    const b = randomByte();
+    if (b < 248) {
+      out += ALPHABET[b % 62];
+      i++;
+    }
+  }
+  return out;
 }

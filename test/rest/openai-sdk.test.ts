@@ -74,7 +74,8 @@ describe('chat completions through the openai SDK', () => {
     const [sent] = ollamaBodies('/api/chat');
     expect(sent).toBeDefined();
     expect(sent!.model).toBe('qwen3:8b');
-    expect(sent!.stream).toBe(false);
+    // Backends always stream from the upstream (idle timeout instead of a whole-answer timeout).
+    expect(sent!.stream).toBe(true);
     expect(sent!.messages).toEqual([
       { role: 'system', content: 'Be brief.' },
       { role: 'user', content: 'Say hello' },
@@ -372,7 +373,7 @@ describe('legacy completions through the openai SDK', () => {
     expect(res.choices[0]).toMatchObject({ index: 0, text: 'upon a time', finish_reason: 'stop' });
     expect(res.usage).toEqual({ prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 });
     const [sent] = ollamaBodies('/api/generate');
-    expect(sent).toMatchObject({ model: 'qwen3:8b', prompt: 'Once', stream: false, options: { num_predict: 16, temperature: 0, stop: ['\n'] } });
+    expect(sent).toMatchObject({ model: 'qwen3:8b', prompt: 'Once', stream: true, options: { num_predict: 16, temperature: 0, stop: ['\n'] } });
   });
 
   it('streams a completion as text_completion chunks with a final finish_reason and usage', async () => {
@@ -468,7 +469,7 @@ describe('routing to the OpenAI-compatible upstream', () => {
     expect(res.choices[0]!.message.content).toBe('from vllm');
     expect(res.usage).toEqual({ prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 });
     const [sent] = vllmBodies('/v1/chat/completions');
-    expect(sent).toMatchObject({ model: 'Qwen/Qwen3-8B', temperature: 0.1, max_tokens: 20, stream: false });
+    expect(sent).toMatchObject({ model: 'Qwen/Qwen3-8B', temperature: 0.1, max_tokens: 20, stream: true });
     expect(ollamaBodies('/api/chat')).toHaveLength(0);
   });
 

@@ -296,6 +296,9 @@ describe("RATE_LIMIT_RPM", () => {
     expect(body.error.type).toBe("rate_limit_error");
     expect(body.error.code).toBe("rate_limit_exceeded");
     expect(body.error.message).toMatch(/3 requests per minute/);
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    // Prometheus scrapes need the token but do not spend its budget.
+    expect((await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     const limited = await h.gate.metrics.registry.getSingleMetricAsString("agentgate_rate_limited_total");
     expect(limited).toMatch(/^agentgate_rate_limited_total 1$/m);
   });

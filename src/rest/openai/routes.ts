@@ -169,8 +169,15 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
       const listing = await gateway.listModels(clientGone(reply));
       const found = listing.models.find((m) => m.id === id);
       if (!found) {
-        const why = listing.unavailable.length ? ` (unreachable: ${listing.unavailable.map((u) => u.backend).join(", ")})` : "";
-        throw new GatewayError("not_found", `the model ${JSON.stringify(id)} does not exist${why}`, { param: "model", code: "model_not_found" });
+        if (listing.unavailable.length > 0) {
+          // The model may belong to a backend that did not answer: say so instead of "does not exist".
+          throw new GatewayError(
+            "unavailable",
+            `cannot tell whether ${JSON.stringify(id)} exists: ${listing.unavailable.map((u) => u.message).join("; ")}`,
+            { code: "upstream_unavailable" },
+          );
+        }
+        throw new GatewayError("not_found", `the model ${JSON.stringify(id)} does not exist`, { param: "model", code: "model_not_found" });
       }
       return modelObject(found);
     },
