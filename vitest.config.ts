@@ -7,7 +7,9 @@ const root = dirname(fileURLToPath(import.meta.url));
 // Contract-test inputs come only from the caller's environment (.ci/run sets them to ../shared/specs/...);
 // nothing is defaulted here. Relative paths are made absolute against the project root so that the
 // forked workers resolve them the same way whatever their working directory.
-const env: Record<string, string> = {};
+// AGENTGATE_TX_GUARD turns on the storage layer's check against db calls inside a transaction
+// callback (off in production for its cost; see src/storage/common.ts).
+const env: Record<string, string> = { AGENTGATE_TX_GUARD: '1' };
 for (const name of ['OPENAI_OPENAPI_SPEC', 'QDRANT_OPENAPI_SPEC'] as const) {
   const value = process.env[name];
   if (value) env[name] = resolve(root, value);

@@ -60,6 +60,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       redact: { paths: REDACT_PATHS, censor: "[Redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination,
+    // Asynchronous stdout: under load, lines written while a write is in flight are coalesced
+    // into one syscall instead of one each (sonic-boom; pino flushes it on exit).
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }

@@ -201,7 +201,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       mapped = asGatewayError(err);
     }
     if (mapped.kind === "internal") request.log.error({ err }, "request failed");
-    else if (mapped.kind === "unavailable" || mapped.kind === "upstream_error") request.log.warn({ msg: mapped.message }, "upstream failed");
+    else if (mapped.kind === "unavailable" || mapped.kind === "upstream_error") request.log.warn({ error: mapped.message }, "upstream failed");
     return sendError(reply, mapped);
   });
 
