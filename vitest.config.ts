@@ -24,5 +24,10 @@ export default defineConfig({
     pool: 'forks',
     watch: false,
     env,
+    // VITEST_JSON_REPORT=<file> (set by .ci/run) also writes a JSON report, from which .ci/run prints
+    // the plain "N passed, N failed" line CI reads.
+    ...(process.env.VITEST_JSON_REPORT
+      ? { reporters: ['default', 'json'], outputFile: { json: process.env.VITEST_JSON_REPORT } }
+      : {}),
   },
 });

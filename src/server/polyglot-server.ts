@@ -51,6 +51,8 @@ export class PolyglotServer extends net.Server {
   readonly h1: http.Server;
   readonly h2: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Every accepted socket, whichever inner server owns it (or none yet, while sniffing). */
+  private readonly sockets = new Set<net.Socket>();
   private readonly timeouts: PolyglotTimeouts;
   private closing = false;
 
@@ -106,6 +108,8 @@ export class PolyglotServer extends net.Server {
   }
 
   private sniff(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
     // Small writes (SSE events, RPC frames) must not wait for Nagle + delayed ACK (~40 ms).
     socket.setNoDelay(true);
     let received = Buffer.alloc(0);
@@ -130,6 +134,9 @@ export class PolyglotServer extends net.Server {
       // events, which an explicitly paused socket never emits.
       (isH2 ? this.h2 : this.h1).emit("connection", socket);
       if (!isH2) socket.resume();
+      // Node 24 ends an HTTP/2 session's socket half-way and waits for the peer's FIN; a peer that
+      // never sends one would hold close() open. Once our side is done, the connection is too.
+      else socket.once("finish", () => setTimeout(() => socket.destroy(), 250).unref());
       // The inner servers attach their own error handling; keep a no-op guard for the gap.
       socket.on("error", () => {});
     };
@@ -163,6 +170,9 @@ export class PolyglotServer extends net.Server {
   closeAllConnections(): void {
     this.h1.closeAllConnections();
     for (const session of this.sessions) session.destroy();
+    // Whatever the inner servers do not track (sockets still sniffing, and on some Node versions
+    // sockets whose HTTP/2 session already went) must not hold close() open.
+    for (const socket of this.sockets) socket.destroy();
   }
 
   closeHttp2Sessions(): void {

@@ -286,7 +286,8 @@ describe("close", () => {
     await within(new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))), 2_000, "close");
     expect(performance.now() - started).toBeLessThan(500);
     await Promise.all([socketClosed, sessionClosed]);
-    expect(server.http2SessionCount).toBe(0);
+    // The server side of the session may close a tick after the client side (Node 24).
+    await expect.poll(() => server.http2SessionCount).toBe(0);
   });
 
   it("lets an in-flight HTTP/1.1 keep-alive request finish, then closes its connection", async () => {
