@@ -27,6 +27,7 @@ import type {
 } from "../completion/types.js";
 import { createHttpFetch, type HttpRequestInit } from "./http-fetch.js";
 import { UpstreamCall, upstreamFailure } from "./upstream-call.js";
+import type { CancelSignal } from "../util/cancel-signal.js";
 
 export interface OllamaBackendOptions {
   name?: string;
@@ -48,30 +49,25 @@ export class OllamaBackend implements Backend {
     this.describe = `${this.name} at ${opts.baseUrl}`;
   }
 
-  /** A client whose every request follows `call`'s signal (the library only wires it for streams). */
+  /**
+   * A client whose every request follows `call`'s signal (the library only wires it for streams).
+   * One per call: the library's list of open streams is pruned only when a stream is read past its
+   * last chunk, so a shared client would keep every call that stops at `done`.
+   */
   private client(call: UpstreamCall): Ollama {
-    return new Ollama({
-      host: this.opts.baseUrl,
-      fetch: (input, init) =>
-        this.http(input as string, { ...(init as HttpRequestInit), signal: call.signal }).then((res) => {
-          call.answered();
-          return res as unknown as Response;
-        }),
+    // A bound method, not an arrow in the object literal: tsx's keepNames would wrap that arrow
+    // in a defineProperty on every call.
+    return new Ollama({ host: this.opts.baseUrl, fetch: this.fetchFor.bind(this, call) as typeof fetch });
+  }
+
+  private fetchFor(call: UpstreamCall, input: string, init: HttpRequestInit): Promise<Response> {
+    return this.http(input, { ...init, signal: call.signal }).then((res) => {
+      call.answered();
+      return res as unknown as Response;
     });
   }
 
-  private async *withCall<T>(signal: AbortSignal, run: (call: UpstreamCall) => AsyncIterable<T>): AsyncIterable<T> {
-    const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
-    try {
-      yield* run(call);
-    } catch (err) {
-      throw upstreamFailure(this, err, call.signal);
-    } finally {
-      call.finish();
-    }
-  }
-
-  private async once<T>(signal: AbortSignal, run: (call: UpstreamCall) => Promise<T>): Promise<T> {
+  private async once<T>(signal: CancelSignal, run: (call: UpstreamCall) => Promise<T>): Promise<T> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
       const result = await run(call);
@@ -84,7 +80,7 @@ export class OllamaBackend implements Backend {
     }
   }
 
-  chat(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatEvent> {
+  chat(req: ChatRequest, signal: CancelSignal): AsyncIterable<ChatEvent> {
     const body = {
       model: req.model,
       messages: toOllamaMessages(req.messages),
@@ -92,38 +88,47 @@ export class OllamaBackend implements Backend {
       format: toOllamaFormat(req.responseFormat),
       options: this.toOptions(req.options),
     };
-    return this.withCall(signal, (call) => this.chatEvents(call, body));
+    return this.chatEvents(signal, body);
   }
 
+  // The call's lifetime and error mapping live in the same generator as the events: one async
+  // generator layer less per event than a wrapping generator (~2-3 µs of CPU per call, measured).
   private async *chatEvents(
-    call: UpstreamCall,
+    signal: CancelSignal,
     body: { model: string; messages: Message[]; tools?: Tool[]; format?: string | object; options: Partial<Options> },
   ): AsyncIterable<ChatEvent> {
-    const toolCalls: ToolCall[] = [];
-    const chunks: AsyncIterable<ChatResponse> = await this.client(call).chat({ ...body, stream: true });
-    for await (const chunk of chunks) {
-      call.progress();
-      const m = chunk.message;
-      if (m?.content || m?.thinking) yield { type: "delta", content: m.content || undefined, reasoning: m.thinking || undefined };
-      if (m?.tool_calls?.length) {
-        const calls = m.tool_calls.map((tc) => ({
-          id: newId("call"),
-          name: tc.function.name,
-          arguments: JSON.stringify(tc.function.arguments ?? {}),
-        }));
-        toolCalls.push(...calls);
-        yield { type: "tool_calls", toolCalls: calls };
+    const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
+    try {
+      const toolCalls: ToolCall[] = [];
+      const chunks: AsyncIterable<ChatResponse> = await this.client(call).chat({ ...body, stream: true });
+      for await (const chunk of chunks) {
+        call.progress();
+        const m = chunk.message;
+        if (m?.content || m?.thinking) yield { type: "delta", content: m.content || undefined, reasoning: m.thinking || undefined };
+        if (m?.tool_calls?.length) {
+          const calls = m.tool_calls.map((tc) => ({
+            id: newId("call"),
+            name: tc.function.name,
+            arguments: JSON.stringify(tc.function.arguments ?? {}),
+          }));
+          toolCalls.push(...calls);
+          yield { type: "tool_calls", toolCalls: calls };
+        }
+        if (chunk.done) {
+          call.complete();
+          yield { type: "done", finishReason: finishReason(chunk.done_reason, toolCalls.length > 0), usage: usage(chunk) };
+          return;
+        }
       }
-      if (chunk.done) {
-        call.complete();
-        yield { type: "done", finishReason: finishReason(chunk.done_reason, toolCalls.length > 0), usage: usage(chunk) };
-        return;
-      }
+      throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
+    } catch (err) {
+      throw upstreamFailure(this, err, call.signal);
+    } finally {
+      call.finish();
     }
-    throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
   }
 
-  complete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<TextEvent> {
+  complete(req: CompletionRequest, signal: CancelSignal): AsyncIterable<TextEvent> {
     const body = {
       model: req.model,
       prompt: req.prompt,
@@ -131,27 +136,34 @@ export class OllamaBackend implements Backend {
       raw: req.raw || undefined,
       options: this.toOptions(req.options),
     };
-    return this.withCall(signal, (call) => this.textEvents(call, body));
+    return this.textEvents(signal, body);
   }
 
   private async *textEvents(
-    call: UpstreamCall,
+    signal: CancelSignal,
     body: { model: string; prompt: string; suffix?: string; raw?: boolean; options: Partial<Options> },
   ): AsyncIterable<TextEvent> {
-    const chunks: AsyncIterable<GenerateResponse> = await this.client(call).generate({ ...body, stream: true });
-    for await (const chunk of chunks) {
-      call.progress();
-      if (chunk.response) yield { type: "delta", text: chunk.response };
-      if (chunk.done) {
-        call.complete();
-        yield { type: "done", finishReason: finishReason(chunk.done_reason, false), usage: usage(chunk) };
-        return;
+    const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
+    try {
+      const chunks: AsyncIterable<GenerateResponse> = await this.client(call).generate({ ...body, stream: true });
+      for await (const chunk of chunks) {
+        call.progress();
+        if (chunk.response) yield { type: "delta", text: chunk.response };
+        if (chunk.done) {
+          call.complete();
+          yield { type: "done", finishReason: finishReason(chunk.done_reason, false), usage: usage(chunk) };
+          return;
+        }
       }
+      throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
+    } catch (err) {
+      throw upstreamFailure(this, err, call.signal);
+    } finally {
+      call.finish();
     }
-    throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
   }
 
-  embed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+  embed(req: EmbedRequest, signal: CancelSignal): Promise<EmbedResult> {
     return this.once(signal, async (call) => {
       const res = await this.client(call).embed({ model: req.model, input: req.inputs, dimensions: req.dimensions });
       const promptTokens = res.prompt_eval_count ?? 0;
@@ -163,7 +175,7 @@ export class OllamaBackend implements Backend {
     });
   }
 
-  listModels(signal: AbortSignal): Promise<ModelInfo[]> {
+  listModels(signal: CancelSignal): Promise<ModelInfo[]> {
     return this.once(signal, async (call) => {
       const client = this.client(call);
       const { models } = await client.list();
@@ -190,7 +202,7 @@ export class OllamaBackend implements Backend {
     return p;
   }
 
-  async health(signal: AbortSignal): Promise<BackendHealth> {
+  async health(signal: CancelSignal): Promise<BackendHealth> {
     const started = performance.now();
     try {
       const v = await this.once(signal, (call) => this.client(call).version());

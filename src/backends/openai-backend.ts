@@ -24,6 +24,7 @@ import type {
 import { readSSE } from "../util/sse-reader.js";
 import { createHttpFetch, type HttpResponse } from "./http-fetch.js";
 import { UpstreamCall, upstreamFailure, upstreamStatusError } from "./upstream-call.js";
+import type { CancelSignal } from "../util/cancel-signal.js";
 
 export interface OpenAIBackendOptions {
   name: string;
@@ -104,7 +105,7 @@ export class OpenAIBackend implements Backend {
     return upstreamStatusError(this, res.status, message);
   }
 
-  private async *run<T>(signal: AbortSignal, body: (call: UpstreamCall) => AsyncIterable<T>): AsyncIterable<T> {
+  private async *run<T>(signal: CancelSignal, body: (call: UpstreamCall) => AsyncIterable<T>): AsyncIterable<T> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
       yield* body(call);
@@ -115,7 +116,7 @@ export class OpenAIBackend implements Backend {
     }
   }
 
-  chat(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatEvent> {
+  chat(req: ChatRequest, signal: CancelSignal): AsyncIterable<ChatEvent> {
     const body: Record<string, unknown> = {
       model: req.model,
       messages: req.messages.map(toWireMessage),
@@ -170,7 +171,7 @@ export class OpenAIBackend implements Backend {
     yield { type: "done", finishReason: mapFinish(finish, calls.length > 0), usage };
   }
 
-  complete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<TextEvent> {
+  complete(req: CompletionRequest, signal: CancelSignal): AsyncIterable<TextEvent> {
     const body: Record<string, unknown> = {
       model: req.model,
       prompt: req.prompt,
@@ -212,7 +213,7 @@ export class OpenAIBackend implements Backend {
     return j;
   }
 
-  async embed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+  async embed(req: EmbedRequest, signal: CancelSignal): Promise<EmbedResult> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
       const res = await this.post(call, "/embeddings", { model: req.model, input: req.inputs, dimensions: req.dimensions, encoding_format: "float" });
@@ -227,7 +228,7 @@ export class OpenAIBackend implements Backend {
     }
   }
 
-  async listModels(signal: AbortSignal): Promise<ModelInfo[]> {
+  async listModels(signal: CancelSignal): Promise<ModelInfo[]> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
       const res = await this.http(`${this.opts.baseUrl}/models`, { headers: this.headers(), signal: call.signal });
@@ -249,7 +250,7 @@ export class OpenAIBackend implements Backend {
     }
   }
 
-  async health(signal: AbortSignal): Promise<BackendHealth> {
+  async health(signal: CancelSignal): Promise<BackendHealth> {
     const started = performance.now();
     try {
       const models = await this.listModels(signal);

@@ -1,10 +1,11 @@
 /**
- * Shared plumbing for calling an upstream over HTTP: one AbortController per call
+ * Shared plumbing for calling an upstream over HTTP: one cancellation per call
  * tied to the caller's signal (client gone, RPC deadline) and to first-byte and
  * idle timeouts, and one place that turns transport and HTTP failures into
  * GatewayErrors that name the upstream.
  */
 import { GatewayError } from "../errors/gateway-error.js";
+import { Cancellation, type CancelSignal } from "../util/cancel-signal.js";
 
 export interface UpstreamIdentity {
   readonly name: string;
@@ -24,26 +25,31 @@ export class UpstreamTimeout extends Error {
  * abort reason costs more than the rest of the bookkeeping).
  */
 export class UpstreamCall {
-  private readonly controller = new AbortController();
+  // A Cancellation, not an AbortController: see util/cancel-signal.ts.
+  private readonly cancellation = new Cancellation();
   private readonly timer: NodeJS.Timeout;
-  private readonly onCallerAbort: () => void;
   private phase: "waiting" | "answering" | "complete" = "waiting";
 
   constructor(
-    private readonly caller: AbortSignal,
+    private readonly caller: CancelSignal,
     private readonly timeoutMs: number,
   ) {
-    this.onCallerAbort = () => this.controller.abort(caller.reason);
-    if (caller.aborted) this.controller.abort(caller.reason);
-    else caller.addEventListener("abort", this.onCallerAbort, { once: true });
+    // The call itself is the caller's abort listener (`handleEvent`): no closure per call.
+    if (caller.aborted) this.cancellation.cancel(caller.reason);
+    else caller.addEventListener("abort", this, { once: true });
     this.timer = setTimeout(() => {
       const what = this.phase === "waiting" ? `no answer within ${timeoutMs} ms` : `no data for ${timeoutMs} ms`;
-      this.controller.abort(new UpstreamTimeout(what));
+      this.cancellation.cancel(new UpstreamTimeout(what));
     }, timeoutMs);
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  get signal(): CancelSignal {
+    return this.cancellation;
+  }
+
+  /** The caller's signal aborted. */
+  handleEvent(): void {
+    this.cancellation.cancel(this.caller.reason);
   }
 
   /** The upstream started answering: from now on the timer measures silence between chunks. */
@@ -66,8 +72,8 @@ export class UpstreamCall {
   /** Releases listeners; aborts the upstream request unless it completed. */
   finish(): void {
     clearTimeout(this.timer);
-    this.caller.removeEventListener("abort", this.onCallerAbort);
-    if (this.phase !== "complete" && !this.controller.signal.aborted) this.controller.abort();
+    this.caller.removeEventListener("abort", this);
+    if (this.phase !== "complete") this.cancellation.cancel();
   }
 }
 
@@ -106,7 +112,7 @@ export function upstreamStatusError(up: UpstreamIdentity, status: number, messag
  * Classifies a failure of an upstream call. `signal` is the call's signal: its
  * abort reason tells a caller cancellation or deadline from a first-byte timeout.
  */
-export function upstreamFailure(up: UpstreamIdentity, err: unknown, signal: AbortSignal): GatewayError {
+export function upstreamFailure(up: UpstreamIdentity, err: unknown, signal: CancelSignal): GatewayError {
   if (err instanceof GatewayError) return err;
   if (signal.aborted) {
     const reason: unknown = signal.reason;

@@ -5,6 +5,7 @@
  */
 import { GatewayError } from "../errors/gateway-error.js";
 import type { Backend, ModelInfo } from "./types.js";
+import type { CancelSignal } from "../util/cancel-signal.js";
 
 export interface Route {
   backend: Backend;
@@ -42,7 +43,7 @@ export class ModelRouter {
   }
 
   /** Resolves a request's model id (empty: the default model). */
-  async resolve(modelId: string, signal: AbortSignal): Promise<Route> {
+  async resolve(modelId: string, signal: CancelSignal): Promise<Route> {
     const id = modelId || this.defaultModel;
     const slash = id.indexOf("/");
     if (slash > 0) {
@@ -59,7 +60,7 @@ export class ModelRouter {
     return { backend: (owner && this.byName.get(owner)) || fallback, model: id };
   }
 
-  private async owners(signal: AbortSignal): Promise<Map<string, string>> {
+  private async owners(signal: CancelSignal): Promise<Map<string, string>> {
     if (this.catalog && Date.now() - this.catalog.at < CATALOG_TTL_MS) return this.catalog.owners;
     this.refreshing ??= this.list(signal)
       .then(({ models }) => {
@@ -79,7 +80,7 @@ export class ModelRouter {
    * "<backend>/" prefix so every id routes back to where it came from. A backend
    * that fails is reported, not fatal.
    */
-  async list(signal: AbortSignal, only?: string): Promise<ModelListing> {
+  async list(signal: CancelSignal, only?: string): Promise<ModelListing> {
     const chosen = only ? [this.byName.get(only)].filter((b): b is Backend => !!b) : this.backends;
     if (only && chosen.length === 0) {
       throw new GatewayError("not_found", `no backend named ${JSON.stringify(only)}`, { param: "backend" });

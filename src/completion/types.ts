@@ -3,6 +3,8 @@
  * backends (Ollama, OpenAI-compatible) all translate to and from these, so each
  * translation is written once.
  */
+import type { CancelSignal } from "../util/cancel-signal.js";
+
 export type Role = "system" | "user" | "assistant" | "tool";
 
 export interface ToolCall {
@@ -128,9 +130,9 @@ export interface Backend {
    * Backends always stream from their upstream, also for callers that want one
    * reply: the idle timeout then bounds silence, not the whole generation.
    */
-  chat(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatEvent>;
-  complete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<TextEvent>;
-  embed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
-  listModels(signal: AbortSignal): Promise<ModelInfo[]>;
-  health(signal: AbortSignal): Promise<BackendHealth>;
+  chat(req: ChatRequest, signal: CancelSignal): AsyncIterable<ChatEvent>;
+  complete(req: CompletionRequest, signal: CancelSignal): AsyncIterable<TextEvent>;
+  embed(req: EmbedRequest, signal: CancelSignal): Promise<EmbedResult>;
+  listModels(signal: CancelSignal): Promise<ModelInfo[]>;
+  health(signal: CancelSignal): Promise<BackendHealth>;
 }

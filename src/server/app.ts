@@ -133,27 +133,40 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return rpcServices.has(first);
   };
 
-  app.addHook("onRequest", async (request, reply) => {
+  // Both hooks are callback-style: an async hook costs a promise and its resolution per request.
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
     const stream = (request.raw as { stream?: http2.ServerHttp2Stream }).stream;
     if (stream) releaseWhenAnswered(stream);
     const url = request.url.split("?", 1)[0]!;
     // RPCs are checked by the interceptor, in Connect's error format; an unknown method under a
     // service's path never reaches it, so it is checked here (no method discovery without a token).
-    if (url === "/healthz" || (isRpc(url) && !request.is404)) return;
-    const headers = nodeHeaders(request.headers);
-    auth.check(headers);
+    if (url === "/healthz" || (isRpc(url) && !request.is404)) return done();
     // Scrapes must not eat the token's request budget.
-    if (url === "/metrics") return;
+    const limited = limiter.enabled && url !== "/metrics";
+    if (!auth.enabled && !limited) return done();
+    const headers = nodeHeaders(request.headers);
+    try {
+      auth.check(headers);
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (!limited) return done();
     try {
       limiter.take(RateLimiter.callerKey(presentedToken(headers), request.ip));
     } catch (err) {
       metrics.rateLimited.inc();
-      throw err;
+      return done(err as Error);
     }
+    done();
   });
 
-  app.addHook("onResponse", async (request, reply) => {
+  // The per-request line carries only fields that hold no secrets (the URL goes through redactUrl),
+  // so it skips pino's path redaction, which with wildcard paths runs every field through the
+  // redactor: ~6 µs -> ~1.5 µs per line (measured). Same line as request.log wrote (reqId first).
+  const accessLog = logger.child({}, { redact: [] });
+
+  app.addHook("onResponse", (request, reply, done) => {
     const url = request.url.split("?", 1)[0]!;
     const rpc = isRpc(url);
     const route = rpc ? url : (request.routeOptions.url ?? "unmatched");
@@ -164,8 +177,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const status = rpc ? rpcStatus(outcome, request, reply.statusCode) : String(reply.statusCode);
     metrics.requests.inc({ protocol, route, status });
     metrics.requestDuration.observe({ protocol, route }, reply.elapsedTime / 1000);
-    request.log.info(
+    accessLog.info(
       {
+        reqId: request.id,
         method: request.method,
         url: redactUrl(request.url),
         protocol,
@@ -175,6 +189,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       },
       "request",
     );
+    done();
   });
 
   app.setErrorHandler((error, request, reply) => {

@@ -8,6 +8,7 @@ import type { CompletionGateway } from "../../completion/completion-gateway.js";
 import { validateChatRequest, validateCompletionRequest, validateEmbedRequest } from "../../completion/validate.js";
 import { GatewayError } from "../../errors/gateway-error.js";
 import type { Metrics } from "../../observability/metrics.js";
+import { Cancellation, type CancelSignal } from "../../util/cancel-signal.js";
 import { pipeEvents, SseStream } from "../sse.js";
 import {
   ChatCompletionRequest,
@@ -43,13 +44,17 @@ export interface OpenAIRoutesDeps {
 
 const TAGS = ["openai"];
 
-/** Aborts when the client goes away before the reply is sent (non-streaming calls). */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once("close", () => {
-    if (!reply.raw.writableFinished) controller.abort(new Error("client disconnected"));
+/**
+ * Cancels when the client goes away before the reply is sent (non-streaming calls). A
+ * Cancellation, not an AbortController: see util/cancel-signal.ts.
+ */
+function clientGone(reply: FastifyReply): CancelSignal {
+  const gone = new Cancellation();
+  // `on`, not `once`: the response closes once anyway, and once() wraps the listener per request.
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) gone.cancel(new Error("client disconnected"));
   });
-  return controller.signal;
+  return gone;
 }
 
 export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRoutesDeps): Promise<void> {
