@@ -18,7 +18,15 @@ import { createAgentgateClients, Role, type CompletionService } from "../clients
 import { formatProfile, summarizeProfile, type CpuProfile } from "./lib/cpuprofile-top.js";
 import { jsonPostTarget, type JsonPostTarget } from "./lib/http-client.js";
 import { closedLoop, sequential, type LoadResult, type Op } from "./lib/load.js";
-import { freePort, processCpuMs, selfCpuMs, spawnChild, waitHealthy, withTimeout, type Child } from "./lib/processes.js";
+import {
+  freePort,
+  processCpuMs,
+  selfCpuMs,
+  spawnChild,
+  waitHealthy,
+  withTimeout,
+  type Child,
+} from "./lib/processes.js";
 import { ms, round3, roundSummary, signedMs, summarize, table, type Summary } from "./lib/stats.js";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -91,7 +99,11 @@ async function latencyRounds(scenarios: Scenario[], n: number, budgetMs: number)
   return out;
 }
 
-async function streamRounds(scenarios: StreamScenario[], n: number, budgetMs: number): Promise<Map<string, { ttfc: number[]; total: number[] }>> {
+async function streamRounds(
+  scenarios: StreamScenario[],
+  n: number,
+  budgetMs: number,
+): Promise<Map<string, { ttfc: number[]; total: number[] }>> {
   const out = new Map(scenarios.map((s) => [s.key, { ttfc: [] as number[], total: [] as number[] }]));
   for (const s of scenarios) for (let i = 0; i < Math.min(WARMUP, 50); i++) await s.op();
   const per = Math.ceil(n / ROUNDS);
@@ -153,10 +165,16 @@ async function main(): Promise<number> {
   try {
     // --- servers, each in its own process -------------------------------------------------
     const tsx = ["--import", "tsx"];
-    const double = spawnChild("ollama double", [...tsx, "test/doubles/ollama-double-main.ts"], { cwd: ROOT, env: childEnv({}) });
+    const double = spawnChild("ollama double", [...tsx, "test/doubles/ollama-double-main.ts"], {
+      cwd: ROOT,
+      env: childEnv({}),
+    });
     children.push(double);
     const doubleUrl = await withTimeout(double.firstLine, 30_000, "ollama double");
-    const proxy = spawnChild("pass-through proxy", [...tsx, "bench/lib/passthrough-proxy.ts", doubleUrl], { cwd: ROOT, env: childEnv({}) });
+    const proxy = spawnChild("pass-through proxy", [...tsx, "bench/lib/passthrough-proxy.ts", doubleUrl], {
+      cwd: ROOT,
+      env: childEnv({}),
+    });
     children.push(proxy);
     const port = await freePort();
     const gateUrl = `http://127.0.0.1:${port}`;
@@ -178,8 +196,13 @@ async function main(): Promise<number> {
     const proxyUrl = await withTimeout(proxy.firstLine, 30_000, "pass-through proxy");
     const gateReadyMs = await waitHealthy(`${gateUrl}/healthz`, gate);
     const [load1] = os.loadavg();
-    if (load1! > 1) log(`warning: load average ${load1!.toFixed(2)} on ${os.cpus().length} cores before the run; other work on this machine will skew the figures`);
-    log(`servers: double ${doubleUrl}, proxy ${proxyUrl}, agentgate ${gateUrl} (healthy after ${(gateReadyMs / 1000).toFixed(1)} s), LOG_LEVEL=${args["log-level"]}`);
+    if (load1! > 1)
+      log(
+        `warning: load average ${load1!.toFixed(2)} on ${os.cpus().length} cores before the run; other work on this machine will skew the figures`,
+      );
+    log(
+      `servers: double ${doubleUrl}, proxy ${proxyUrl}, agentgate ${gateUrl} (healthy after ${(gateReadyMs / 1000).toFixed(1)} s), LOG_LEVEL=${args["log-level"]}`,
+    );
 
     // --- clients ---------------------------------------------------------------------------
     const messages = [{ role: "user", content: PROMPT }];
@@ -197,7 +220,11 @@ async function main(): Promise<number> {
     const h2 = connectOps(createAgentgateClients({ baseUrl: gateUrl, httpVersion: "2" }).completion);
 
     // Sanity: each path answers with the echo.
-    for (const [name, t] of [["direct", direct], ["proxy", viaProxy], ["rest", rest]] as const) {
+    for (const [name, t] of [
+      ["direct", direct],
+      ["proxy", viaProxy],
+      ["rest", rest],
+    ] as const) {
       const text = (await t.post()).toString("utf8");
       if (!text.includes("You said:")) throw new Error(`${name} answered unexpectedly: ${text.slice(0, 200)}`);
     }
@@ -240,7 +267,9 @@ async function main(): Promise<number> {
     // --- sequential latency ----------------------------------------------------------------
     let lat: Map<string, Summary> | undefined;
     if (SECTIONS.has("latency")) {
-      log(`latency: ${WARMUP} warm-up + ${SEQ_N} sequential requests per path (at most ${LATENCY_BUDGET_MS / 1000} s each), ${ROUNDS} interleaved rounds`);
+      log(
+        `latency: ${WARMUP} warm-up + ${SEQ_N} sequential requests per path (at most ${LATENCY_BUDGET_MS / 1000} s each), ${ROUNDS} interleaved rounds`,
+      );
       const raw = await latencyRounds(latencyScenarios, SEQ_N, LATENCY_BUDGET_MS);
       lat = new Map([...raw].map(([k, v]) => [k, summarize(v)]));
       const d = lat.get("direct")!;
@@ -274,7 +303,11 @@ async function main(): Promise<number> {
       );
       for (const k of ["rest", "connect_h1", "connect_h2"]) {
         const added = lat.get(k)!.p50 - d.p50;
-        verdicts.push({ target: `added p50 <= 1 ms: ${byKey.get(k)!.label.slice(4)}`, value: `${signedMs(added)} ms (p99 ${signedMs(lat.get(k)!.p99 - d.p99)} ms)`, pass: added <= 1 });
+        verdicts.push({
+          target: `added p50 <= 1 ms: ${byKey.get(k)!.label.slice(4)}`,
+          value: `${signedMs(added)} ms (p99 ${signedMs(lat.get(k)!.p99 - d.p99)} ms)`,
+          pass: added <= 1,
+        });
       }
     }
 
@@ -289,40 +322,98 @@ async function main(): Promise<number> {
         const s = byKey.get(k)!;
         await closedLoop(s.op, CONC, Math.min(1000, LOAD_MS));
         const w0 = monoUs();
-        const cpu0 = { hop: processCpuMs(hop[k]?.proc.pid), double: processCpuMs(double.proc.pid), client: selfCpuMs() };
+        const cpu0 = {
+          hop: processCpuMs(hop[k]?.proc.pid),
+          double: processCpuMs(double.proc.pid),
+          client: selfCpuMs(),
+        };
         const r = await closedLoop(s.op, CONC, LOAD_MS);
-        const cpu1 = { hop: processCpuMs(hop[k]?.proc.pid), double: processCpuMs(double.proc.pid), client: selfCpuMs() };
-        const per = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !r.requests ? undefined : Math.round(((b - a) * 1000) / r.requests));
-        if (k !== "direct" && k !== "proxy") profileWindows.set(`${s.label.slice(4)} under load (${r.requests} requests)`, [w0, monoUs()]);
+        const cpu1 = {
+          hop: processCpuMs(hop[k]?.proc.pid),
+          double: processCpuMs(double.proc.pid),
+          client: selfCpuMs(),
+        };
+        const per = (a: number | undefined, b: number | undefined) =>
+          a === undefined || b === undefined || !r.requests ? undefined : Math.round(((b - a) * 1000) / r.requests);
+        if (k !== "direct" && k !== "proxy")
+          profileWindows.set(`${s.label.slice(4)} under load (${r.requests} requests)`, [w0, monoUs()]);
         if (r.errors) log(`  ${k}: ${r.errors} errors, first: ${r.firstError}`);
-        load.set(k, { ...r, cpuUsPerReq: { hop: per(cpu0.hop, cpu1.hop), double: per(cpu0.double, cpu1.double), client: per(cpu0.client, cpu1.client) } });
+        load.set(k, {
+          ...r,
+          cpuUsPerReq: {
+            hop: per(cpu0.hop, cpu1.hop),
+            double: per(cpu0.double, cpu1.double),
+            client: per(cpu0.client, cpu1.client),
+          },
+        });
       }
       const proxyRps = load.get("proxy")!.rps;
       const directRps = load.get("direct")!.rps;
       const us = (x: number | undefined) => (x === undefined ? "-" : String(x));
-      console.log(`\nNon-streaming chat, throughput (${CONC} in flight, ${LOAD_MS / 1000} s each; CPU in µs per request, by process)`);
+      console.log(
+        `\nNon-streaming chat, throughput (${CONC} in flight, ${LOAD_MS / 1000} s each; CPU in µs per request, by process)`,
+      );
       console.log(
         table(
-          ["path", "req/s", "vs direct", "vs proxy", "p50 ms", "p99 ms", "errors", "hop CPU", "double CPU", "client CPU"],
+          [
+            "path",
+            "req/s",
+            "vs direct",
+            "vs proxy",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "hop CPU",
+            "double CPU",
+            "client CPU",
+          ],
           loadKeys.map((k) => {
             const r = load.get(k)!;
             const l = summarize(r.latencies);
-            return [byKey.get(k)!.label, r.rps.toFixed(0), (r.rps / directRps).toFixed(2), (r.rps / proxyRps).toFixed(2), ms(l.p50, 2), ms(l.p99, 2), String(r.errors), us(r.cpuUsPerReq.hop), us(r.cpuUsPerReq.double), us(r.cpuUsPerReq.client)];
+            return [
+              byKey.get(k)!.label,
+              r.rps.toFixed(0),
+              (r.rps / directRps).toFixed(2),
+              (r.rps / proxyRps).toFixed(2),
+              ms(l.p50, 2),
+              ms(l.p99, 2),
+              String(r.errors),
+              us(r.cpuUsPerReq.hop),
+              us(r.cpuUsPerReq.double),
+              us(r.cpuUsPerReq.client),
+            ];
           }),
         ),
       );
       results.throughput = Object.fromEntries(
         [...load].map(([k, r]) => {
           const l = summarize(r.latencies);
-          return [k, { rps: Math.round(r.rps), requests: r.requests, errors: r.errors, ratioVsDirect: round3(r.rps / directRps), ratioVsProxy: round3(r.rps / proxyRps), p50: round3(l.p50), p99: round3(l.p99), cpuUsPerRequest: r.cpuUsPerReq }];
+          return [
+            k,
+            {
+              rps: Math.round(r.rps),
+              requests: r.requests,
+              errors: r.errors,
+              ratioVsDirect: round3(r.rps / directRps),
+              ratioVsProxy: round3(r.rps / proxyRps),
+              p50: round3(l.p50),
+              p99: round3(l.p99),
+              cpuUsPerRequest: r.cpuUsPerReq,
+            },
+          ];
         }),
       );
       const proxyCpu = load.get("proxy")!.cpuUsPerReq.hop;
       for (const k of ["rest", "connect_h2"]) {
         const ratio = load.get(k)!.rps / proxyRps;
         const cpu = load.get(k)!.cpuUsPerReq.hop;
-        const cpuNote = cpu && proxyCpu ? `; CPU/request ${cpu} vs ${proxyCpu} µs = ${(cpu / proxyCpu).toFixed(1)}x the proxy's` : "";
-        verdicts.push({ target: `throughput >= 0.60 x proxy: ${byKey.get(k)!.label.slice(4)}`, value: `${ratio.toFixed(2)} (${load.get(k)!.rps.toFixed(0)} vs ${proxyRps.toFixed(0)} req/s${cpuNote})`, pass: ratio >= 0.6 });
+        const cpuNote =
+          cpu && proxyCpu ? `; CPU/request ${cpu} vs ${proxyCpu} µs = ${(cpu / proxyCpu).toFixed(1)}x the proxy's` : "";
+        verdicts.push({
+          target: `throughput >= 0.60 x proxy: ${byKey.get(k)!.label.slice(4)}`,
+          value: `${ratio.toFixed(2)} (${load.get(k)!.rps.toFixed(0)} vs ${proxyRps.toFixed(0)} req/s${cpuNote})`,
+          pass: ratio >= 0.6,
+        });
       }
     }
 
@@ -335,7 +426,9 @@ async function main(): Promise<number> {
         { key: "connect_h1_stream", label: "agentgate Connect ChatStream, HTTP/1.1", op: h1.stream },
         { key: "connect_h2_stream", label: "agentgate Connect ChatStream, h2c", op: h2.stream },
       ];
-      log(`streaming: ${STREAM_N} sequential streams per path (at most ${STREAM_BUDGET_MS / 1000} s each; 3 content chunks + done per stream)`);
+      log(
+        `streaming: ${STREAM_N} sequential streams per path (at most ${STREAM_BUDGET_MS / 1000} s each; 3 content chunks + done per stream)`,
+      );
       const raw = await streamRounds(streamScenarios, STREAM_N, STREAM_BUDGET_MS);
       const sum = new Map([...raw].map(([k, v]) => [k, { ttfc: summarize(v.ttfc), total: summarize(v.total) }]));
       const d = sum.get("direct")!;
@@ -346,7 +439,15 @@ async function main(): Promise<number> {
           streamScenarios.map((s) => {
             const x = sum.get(s.key)!;
             const base = s.key === "direct";
-            return [s.label, String(x.ttfc.n), ms(x.ttfc.p50), ms(x.ttfc.p99), base ? "" : signedMs(x.ttfc.p50 - d.ttfc.p50), base ? "" : signedMs(x.ttfc.p99 - d.ttfc.p99), ms(x.total.p50)];
+            return [
+              s.label,
+              String(x.ttfc.n),
+              ms(x.ttfc.p50),
+              ms(x.ttfc.p99),
+              base ? "" : signedMs(x.ttfc.p50 - d.ttfc.p50),
+              base ? "" : signedMs(x.ttfc.p99 - d.ttfc.p99),
+              ms(x.total.p50),
+            ];
           }),
         ),
       );
@@ -369,7 +470,13 @@ async function main(): Promise<number> {
       const { loadConfig } = await import("../src/config/config.js");
       const { openDatabase } = await import("../src/storage/database.js");
       const db = await openDatabase({ dataDir: ":memory:", memory: true });
-      const config = loadConfig({ BIND: "127.0.0.1:0", UPSTREAM: doubleUrl, DATA_DIR: path.join(tmp, "unused"), LOG_LEVEL: args["log-level"]!, MODEL });
+      const config = loadConfig({
+        BIND: "127.0.0.1:0",
+        UPSTREAM: doubleUrl,
+        DATA_DIR: path.join(tmp, "unused"),
+        LOG_LEVEL: args["log-level"]!,
+        MODEL,
+      });
       const inproc = await createAgentgate(config, { database: db });
       const { url } = await inproc.listen();
       cleanups.push(async () => {
@@ -394,10 +501,21 @@ async function main(): Promise<number> {
       console.log(
         table(
           ["path", "p50", "p99", "+p50 vs direct", "+p99 vs direct"],
-          [...s].map(([k, x]) => [k, ms(x.p50), ms(x.p99), k === "direct" ? "" : signedMs(x.p50 - d.p50), k === "direct" ? "" : signedMs(x.p99 - d.p99)]),
+          [...s].map(([k, x]) => [
+            k,
+            ms(x.p50),
+            ms(x.p99),
+            k === "direct" ? "" : signedMs(x.p50 - d.p50),
+            k === "direct" ? "" : signedMs(x.p99 - d.p99),
+          ]),
         ),
       );
-      results.inProcess = Object.fromEntries([...s].map(([k, x]) => [k, { ...roundSummary(x), addedVsDirect: { p50: round3(x.p50 - d.p50), p99: round3(x.p99 - d.p99) } }]));
+      results.inProcess = Object.fromEntries(
+        [...s].map(([k, x]) => [
+          k,
+          { ...roundSummary(x), addedVsDirect: { p50: round3(x.p50 - d.p50), p99: round3(x.p99 - d.p99) } },
+        ]),
+      );
     }
 
     // --- verdicts ----------------------------------------------------------------------------
@@ -422,18 +540,26 @@ async function main(): Promise<number> {
         const text = readFileSync(path.join(profDir, main), "utf8");
         writeFileSync(kept, text);
         const profile = JSON.parse(text) as CpuProfile;
-        const windows = profileWindows.size ? [...profileWindows] : [["whole run", [0, Number.MAX_SAFE_INTEGER]] as const];
+        const windows = profileWindows.size
+          ? [...profileWindows]
+          : [["whole run", [0, Number.MAX_SAFE_INTEGER]] as const];
         const summaries: Record<string, unknown> = {};
         for (const [label, w] of windows) {
           const summary = summarizeProfile(profile, 20, w);
-          console.log(`\nagentgate CPU profile, ${label} (${kept}; open in Chrome DevTools)\n${formatProfile(summary)}`);
+          console.log(
+            `\nagentgate CPU profile, ${label} (${kept}; open in Chrome DevTools)\n${formatProfile(summary)}`,
+          );
           summaries[label] = { windowUs: w, ...summary };
         }
         results.cpuProfile = { file: kept, windows: summaries };
       }
     }
-    const gateWarnings = gate.tail().split("\n").filter((l) => /"level":(40|50|60)/.test(l));
-    if (gateWarnings.length) log(`agentgate logged ${gateWarnings.length} warnings/errors, last: ${gateWarnings.at(-1)}`);
+    const gateWarnings = gate
+      .tail()
+      .split("\n")
+      .filter((l) => /"level":(40|50|60)/.test(l));
+    if (gateWarnings.length)
+      log(`agentgate logged ${gateWarnings.length} warnings/errors, last: ${gateWarnings.at(-1)}`);
 
     const json = JSON.stringify(results);
     if (args.json) {

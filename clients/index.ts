@@ -55,12 +55,15 @@ export function createAgentgateTransport(opts: AgentgateClientOptions): Transpor
   const useBinaryFormat = opts.useBinaryFormat ?? true;
   const protocol = opts.protocol ?? "connect";
   if (protocol === "grpc") {
-    if (opts.httpVersion === "1.1") throw new Error("gRPC needs HTTP/2; use protocol connect or grpc-web over HTTP/1.1");
+    if (opts.httpVersion === "1.1")
+      throw new Error("gRPC needs HTTP/2; use protocol connect or grpc-web over HTTP/1.1");
     return createGrpcTransport({ baseUrl: opts.baseUrl, interceptors, useBinaryFormat });
   }
   const common = { baseUrl: opts.baseUrl, interceptors, useBinaryFormat };
   const create = protocol === "grpc-web" ? createGrpcWebTransport : createConnectTransport;
-  return opts.httpVersion === "1.1" ? create({ ...common, httpVersion: "1.1" }) : create({ ...common, httpVersion: "2" });
+  return opts.httpVersion === "1.1"
+    ? create({ ...common, httpVersion: "1.1" })
+    : create({ ...common, httpVersion: "2" });
 }
 
 /** One call builds typed clients for every agentgate service over one transport. */

@@ -11,13 +11,13 @@ const started = performance.now();
 const secs = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
 
 async function main(): Promise<string> {
-  if (process.env.AGENTGATE_SKIP_PGLITE_TEMPLATE === '1') {
-    return 'agentgate: PGlite template skipped (AGENTGATE_SKIP_PGLITE_TEMPLATE=1)';
+  if (process.env.AGENTGATE_SKIP_PGLITE_TEMPLATE === "1") {
+    return "agentgate: PGlite template skipped (AGENTGATE_SKIP_PGLITE_TEMPLATE=1)";
   }
-  const { buildTemplate } = await import('../src/storage/pglite-template.js');
-  const r = await buildTemplate({ force: process.argv.includes('--force') });
+  const { buildTemplate } = await import("../src/storage/pglite-template.js");
+  const r = await buildTemplate({ force: process.argv.includes("--force") });
   if (!r.file) {
-    return `agentgate: PGlite template built but not saved (${r.errors.join('; ')}); the first start will initialise the database itself`;
+    return `agentgate: PGlite template built but not saved (${r.errors.join("; ")}); the first start will initialise the database itself`;
   }
   return r.built
     ? `agentgate: PGlite template written to ${r.file} in ${secs()}`
@@ -30,5 +30,5 @@ try {
 } catch (err) {
   line = `agentgate: PGlite template not built (${err instanceof Error ? err.message : String(err)}); the first start will initialise the database itself`;
 }
-console.log(line.replace(/\s*\n\s*/g, ' '));
+console.log(line.replace(/\s*\n\s*/g, " "));
 process.exit(0);

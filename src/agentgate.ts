@@ -67,9 +67,19 @@ const FUTURE_SERVICES = [
 
 export function buildBackends(config: Config): Backend[] {
   return [
-    new OllamaBackend({ baseUrl: config.upstream, defaultNumCtx: config.ollamaNumCtx, firstByteTimeoutMs: config.upstreamTimeoutMs }),
+    new OllamaBackend({
+      baseUrl: config.upstream,
+      defaultNumCtx: config.ollamaNumCtx,
+      firstByteTimeoutMs: config.upstreamTimeoutMs,
+    }),
     ...config.backends.map(
-      (b) => new OpenAIBackend({ name: b.name, baseUrl: b.baseUrl, apiKey: b.apiKey, firstByteTimeoutMs: config.upstreamTimeoutMs }),
+      (b) =>
+        new OpenAIBackend({
+          name: b.name,
+          baseUrl: b.baseUrl,
+          apiKey: b.apiKey,
+          firstByteTimeoutMs: config.upstreamTimeoutMs,
+        }),
     ),
   ];
 }
@@ -77,7 +87,8 @@ export function buildBackends(config: Config): Backend[] {
 export async function createAgentgate(config: Config, options: AgentgateOptions = {}): Promise<Agentgate> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = new Metrics({ processMetrics: options.processMetrics });
-  const db = options.database ?? (await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger }));
+  const db =
+    options.database ?? (await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger }));
   const ownsDb = !options.database;
   const tools = new SystemTools();
   const router = new ModelRouter(options.backends ?? buildBackends(config), "ollama", config.model);
@@ -135,10 +146,17 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       const port = typeof addr === "object" && addr ? addr.port : config.bind.port;
       const host = config.bind.host.includes(":") ? `[${config.bind.host}]` : config.bind.host;
       const url = `http://${host}:${port}`;
-      await registerInstance(db, { id: instanceId, address: `${host === "0.0.0.0" || host === "[::]" ? os.hostname() : host}:${port}`, version: VERSION });
+      await registerInstance(db, {
+        id: instanceId,
+        address: `${host === "0.0.0.0" || host === "[::]" ? os.hostname() : host}:${port}`,
+        version: VERSION,
+      });
       heartbeat = setInterval(() => void heartbeatInstance(db, instanceId).catch(() => undefined), 15_000);
       heartbeat.unref();
-      logger.info({ url, instanceId, database: db.kind, auth: config.authToken ? "token" : "off" }, "agentgate listening");
+      logger.info(
+        { url, instanceId, database: db.kind, auth: config.authToken ? "token" : "off" },
+        "agentgate listening",
+      );
       return { host: config.bind.host, port, url };
     },
     close() {

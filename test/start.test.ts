@@ -66,11 +66,17 @@ async function serve(): Promise<Running> {
   const port = await freePort();
   let out = "";
   let err = "";
-  const child = execFile(process.execPath, [BIN, "serve"], { cwd: ROOT, env: environment(port), maxBuffer: 16 * 1024 * 1024 });
+  const child = execFile(process.execPath, [BIN, "serve"], {
+    cwd: ROOT,
+    env: environment(port),
+    maxBuffer: 16 * 1024 * 1024,
+  });
   children.push(child);
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
   return { child, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
 }
 
@@ -87,7 +93,10 @@ async function waitHealthy(p: Running, timeoutMs = 30_000): Promise<HealthReport
   void p.exited.then((code) => (exitCode = code));
   let last = "";
   while (Date.now() < deadline) {
-    if (exitCode !== undefined) throw new Error(`agentgate exited with ${exitCode} before /healthz answered:\n${p.stderr()}\n${p.stdout().slice(-2_000)}`);
+    if (exitCode !== undefined)
+      throw new Error(
+        `agentgate exited with ${exitCode} before /healthz answered:\n${p.stderr()}\n${p.stdout().slice(-2_000)}`,
+      );
     try {
       const res = await fetch(`${p.url}/healthz`, { signal: AbortSignal.timeout(2_000) });
       if (res.status === 200) return (await res.json()) as HealthReport;
@@ -101,7 +110,12 @@ async function waitHealthy(p: Running, timeoutMs = 30_000): Promise<HealthReport
 }
 
 async function exitWithin(p: Running, ms: number): Promise<number | string> {
-  return Promise.race([p.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running ${ms} ms later\n${p.stderr()}`)), ms))]);
+  return Promise.race([
+    p.exited,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`still running ${ms} ms later\n${p.stderr()}`)), ms),
+    ),
+  ]);
 }
 
 /** The `database ready` log line (pino JSON on stdout). */
@@ -115,69 +129,69 @@ function databaseReady(p: Running): Record<string, unknown> | undefined {
 }
 
 describe("agentgate serve (npm start)", () => {
-  it(
-    "serves /healthz, refuses a second process on the same DATA_DIR, stops on SIGTERM and restarts on the same data",
-    async () => {
-      // First start on a fresh DATA_DIR.
-      const first = await serve();
-      const health = await waitHealthy(first);
-      expect(health.status).toBe("ok");
-      expect(health.database).toMatchObject({ ok: true, kind: "pglite" });
-      expect(health.backends).toEqual([expect.objectContaining({ name: "ollama", kind: "ollama", ok: true })]);
-      expect(databaseReady(first)).toMatchObject({ kind: "pglite", location: dataDir });
-      expect(databaseReady(first)?.source).not.toBe("existing");
-      await fs.access(path.join(dataDir, "db.lock"));
+  it("serves /healthz, refuses a second process on the same DATA_DIR, stops on SIGTERM and restarts on the same data", async () => {
+    // First start on a fresh DATA_DIR.
+    const first = await serve();
+    const health = await waitHealthy(first);
+    expect(health.status).toBe("ok");
+    expect(health.database).toMatchObject({ ok: true, kind: "pglite" });
+    expect(health.backends).toEqual([expect.objectContaining({ name: "ollama", kind: "ollama", ok: true })]);
+    expect(databaseReady(first)).toMatchObject({ kind: "pglite", location: dataDir });
+    expect(databaseReady(first)?.source).not.toBe("existing");
+    await fs.access(path.join(dataDir, "db.lock"));
 
-      // A second process on the same DATA_DIR while the first runs: exit 2, one clear line.
-      const second = await serve();
-      expect(await exitWithin(second, 30_000)).toBe(2);
-      const lines = second.stderr().trim().split("\n");
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^agentgate: /);
-      expect(lines[0]).toContain(dataDir);
-      expect(lines[0]).toMatch(/in use by another process/);
-      // The first one is unharmed.
-      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+    // A second process on the same DATA_DIR while the first runs: exit 2, one clear line.
+    const second = await serve();
+    expect(await exitWithin(second, 30_000)).toBe(2);
+    const lines = second.stderr().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^agentgate: /);
+    expect(lines[0]).toContain(dataDir);
+    expect(lines[0]).toMatch(/in use by another process/);
+    // The first one is unharmed.
+    expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
 
-      // SIGTERM with streams open (SHUTDOWN_GRACE_MS=1000): a health Watch sees NOT_SERVING and ends
-      // cleanly; a chat stream still running at the end of the grace period ends with `unavailable`.
-      const ag = createAgentgateClients({ baseUrl: first.url, protocol: "grpc" });
-      const statuses: Serving[] = [];
-      const watch = (async () => {
-        for await (const r of ag.health.watch({ service: "" })) statuses.push(r.status);
-        return "ended";
-      })().catch((e: unknown) => e);
-      ollama.enqueue({ content: Array.from({ length: 40 }, (_, i) => `w${i} `), chunkDelayMs: 100 });
-      const deltas: string[] = [];
-      const chat = (async () => {
-        for await (const f of ag.completion.chatStream({ model: "llama3.2:3b", messages: [{ role: Role.USER, content: "long" }] })) deltas.push(f.contentDelta);
-      })().then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      await expect.poll(() => statuses.length > 0 && deltas.length > 0, { timeout: 5_000 }).toBe(true);
-      const stopping = Date.now();
-      first.child.kill("SIGTERM");
-      expect(await exitWithin(first, 5_000)).toBe(0);
-      expect(await watch).toBe("ended"); // without an error
-      expect(statuses).toEqual([Serving.SERVING, Serving.NOT_SERVING]);
-      const chatErr = await chat;
-      expect(chatErr).toBeInstanceOf(ConnectError);
-      expect((chatErr as ConnectError).code).toBe(Code.Unavailable);
-      expect((chatErr as ConnectError).rawMessage).toMatch(/shutting down/);
-      expect(Date.now() - stopping).toBeGreaterThanOrEqual(900); // the stream had its grace period
-      expect(deltas.length).toBeLessThan(40);
-      await expect(fs.access(path.join(dataDir, "db.lock"))).rejects.toThrow();
+    // SIGTERM with streams open (SHUTDOWN_GRACE_MS=1000): a health Watch sees NOT_SERVING and ends
+    // cleanly; a chat stream still running at the end of the grace period ends with `unavailable`.
+    const ag = createAgentgateClients({ baseUrl: first.url, protocol: "grpc" });
+    const statuses: Serving[] = [];
+    const watch = (async () => {
+      for await (const r of ag.health.watch({ service: "" })) statuses.push(r.status);
+      return "ended";
+    })().catch((e: unknown) => e);
+    ollama.enqueue({ content: Array.from({ length: 40 }, (_, i) => `w${i} `), chunkDelayMs: 100 });
+    const deltas: string[] = [];
+    const chat = (async () => {
+      for await (const f of ag.completion.chatStream({
+        model: "llama3.2:3b",
+        messages: [{ role: Role.USER, content: "long" }],
+      }))
+        deltas.push(f.contentDelta);
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await expect.poll(() => statuses.length > 0 && deltas.length > 0, { timeout: 5_000 }).toBe(true);
+    const stopping = Date.now();
+    first.child.kill("SIGTERM");
+    expect(await exitWithin(first, 5_000)).toBe(0);
+    expect(await watch).toBe("ended"); // without an error
+    expect(statuses).toEqual([Serving.SERVING, Serving.NOT_SERVING]);
+    const chatErr = await chat;
+    expect(chatErr).toBeInstanceOf(ConnectError);
+    expect((chatErr as ConnectError).code).toBe(Code.Unavailable);
+    expect((chatErr as ConnectError).rawMessage).toMatch(/shutting down/);
+    expect(Date.now() - stopping).toBeGreaterThanOrEqual(900); // the stream had its grace period
+    expect(deltas.length).toBeLessThan(40);
+    await expect(fs.access(path.join(dataDir, "db.lock"))).rejects.toThrow();
 
-      // Restart on the same DATA_DIR: the existing database is reopened.
-      const third = await serve();
-      const again = await waitHealthy(third);
-      expect(again.database).toMatchObject({ ok: true, kind: "pglite" });
-      expect(databaseReady(third)).toMatchObject({ kind: "pglite", source: "existing", migrationsApplied: [] });
-      third.child.kill("SIGTERM");
-      expect(await exitWithin(third, 5_000)).toBe(0);
-      expect(third.stderr()).toBe("");
-    },
-    120_000,
-  );
+    // Restart on the same DATA_DIR: the existing database is reopened.
+    const third = await serve();
+    const again = await waitHealthy(third);
+    expect(again.database).toMatchObject({ ok: true, kind: "pglite" });
+    expect(databaseReady(third)).toMatchObject({ kind: "pglite", source: "existing", migrationsApplied: [] });
+    third.child.kill("SIGTERM");
+    expect(await exitWithin(third, 5_000)).toBe(0);
+    expect(third.stderr()).toBe("");
+  }, 120_000);
 });

@@ -69,9 +69,15 @@ export function packageOf(url: string, fn: string): string {
  */
 /** Components, tried from the sampled frame outwards; the first match owns the sample. */
 const COMPONENTS: [RegExp, string][] = [
-  [/node:internal\/deps\/undici|node:internal\/webstreams|\/ollama\//, "upstream client: ollama + fetch (undici, web streams)"],
+  [
+    /node:internal\/deps\/undici|node:internal\/webstreams|\/ollama\//,
+    "upstream client: ollama + fetch (undici, web streams)",
+  ],
   [/@connectrpc\/|@bufbuild\//, "Connect + protobuf"],
-  [/\/(fastify|find-my-way|avvio|fast-json-stringify|ajv|@fastify\/[^/]+|light-my-request)\//, "Fastify (routing, hooks, schemas)"],
+  [
+    /\/(fastify|find-my-way|avvio|fast-json-stringify|ajv|@fastify\/[^/]+|light-my-request)\//,
+    "Fastify (routing, hooks, schemas)",
+  ],
   [/\/pino|\/thread-stream\//, "logging (pino)"],
   [/\/prom-client\//, "metrics (prom-client)"],
   [/\/(src|gen|clients)\//, "agentgate src"],
@@ -91,7 +97,8 @@ export function summarizeProfile(profile: CpuProfile, top = 25, window?: readonl
     const id = profile.samples[i]!;
     self.set(id, (self.get(id) ?? 0) + dt / 1000);
   }
-  const key = (n: ProfileNode) => `${n.callFrame.functionName || "(anonymous)"} ${shortUrl(n.callFrame.url)}${n.callFrame.url ? `:${n.callFrame.lineNumber + 1}` : ""}`;
+  const key = (n: ProfileNode) =>
+    `${n.callFrame.functionName || "(anonymous)"} ${shortUrl(n.callFrame.url)}${n.callFrame.url ? `:${n.callFrame.lineNumber + 1}` : ""}`;
   let idle = 0;
   const selfFn = new Map<string, number>();
   const selfPkg = new Map<string, number>();
@@ -148,7 +155,9 @@ export function summarizeProfile(profile: CpuProfile, top = 25, window?: readonl
 
 export function formatProfile(s: ProfileSummary): string {
   const fmt = (title: string, rs: ProfileRow[]) =>
-    [title, ...rs.map((r) => `  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(7)} ms  ${r.name}`)].join("\n");
+    [title, ...rs.map((r) => `  ${r.pct.toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(7)} ms  ${r.name}`)].join(
+      "\n",
+    );
   return [
     `busy ${s.busyMs} ms, idle ${s.idleMs} ms`,
     fmt("self time by component (innermost known frame on the stack):", s.byComponent),
@@ -165,5 +174,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error("usage: cpuprofile-top.ts <file.cpuprofile> [--top N]");
     process.exit(2);
   }
-  console.log(formatProfile(summarizeProfile(JSON.parse(readFileSync(file, "utf8")) as CpuProfile, Number(values.top ?? 25))));
+  console.log(
+    formatProfile(summarizeProfile(JSON.parse(readFileSync(file, "utf8")) as CpuProfile, Number(values.top ?? 25))),
+  );
 }

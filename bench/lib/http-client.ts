@@ -20,7 +20,13 @@ export interface JsonPostTarget {
 /** Matches the first generated text in an NDJSON line or an SSE chat chunk (not the empty role chunk). */
 const CONTENT = /"content":"[^"]/;
 
-export function jsonPostTarget(baseUrl: string, path: string, body: unknown, streamBody: unknown, maxSockets = 64): JsonPostTarget {
+export function jsonPostTarget(
+  baseUrl: string,
+  path: string,
+  body: unknown,
+  streamBody: unknown,
+  maxSockets = 64,
+): JsonPostTarget {
   const url = new URL(path, baseUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   const payload = Buffer.from(JSON.stringify(body));
@@ -44,7 +50,8 @@ export function jsonPostTarget(baseUrl: string, path: string, body: unknown, str
           res.on("end", () => {
             const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
             const status = res.statusCode ?? 0;
-            if (status < 200 || status >= 300) reject(new Error(`${url.href} answered ${status}: ${buf.toString("utf8").slice(0, 300)}`));
+            if (status < 200 || status >= 300)
+              reject(new Error(`${url.href} answered ${status}: ${buf.toString("utf8").slice(0, 300)}`));
             else resolve(buf);
           });
         });
@@ -69,8 +76,10 @@ export function jsonPostTarget(baseUrl: string, path: string, body: unknown, str
           res.on("end", () => {
             const totalMs = performance.now() - t0;
             const status = res.statusCode ?? 0;
-            if (status < 200 || status >= 300) reject(new Error(`${url.href} answered ${status}: ${text.slice(0, 300)}`));
-            else if (Number.isNaN(ttfc)) reject(new Error(`${url.href}: stream carried no content: ${text.slice(0, 300)}`));
+            if (status < 200 || status >= 300)
+              reject(new Error(`${url.href} answered ${status}: ${text.slice(0, 300)}`));
+            else if (Number.isNaN(ttfc))
+              reject(new Error(`${url.href}: stream carried no content: ${text.slice(0, 300)}`));
             else resolve({ ttfcMs: ttfc, totalMs });
           });
         });

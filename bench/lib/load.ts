@@ -51,5 +51,13 @@ export async function closedLoop(op: Op, concurrency: number, durationMs: number
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = Math.min(performance.now(), deadline) - start;
-  return { concurrency, durationMs: elapsed, requests: latencies.length, errors, rps: (latencies.length / elapsed) * 1000, latencies, firstError };
+  return {
+    concurrency,
+    durationMs: elapsed,
+    requests: latencies.length,
+    errors,
+    rps: (latencies.length / elapsed) * 1000,
+    latencies,
+    firstError,
+  };
 }

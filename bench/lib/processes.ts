@@ -20,7 +20,11 @@ export interface Child {
 }
 
 export function spawnChild(name: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Child {
-  const proc = spawn(process.execPath, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const lines: string[] = [];
   const keep = (l: string) => {
     lines.push(l);
@@ -42,7 +46,11 @@ export function spawnChild(name: string, args: string[], opts: { cwd: string; en
       }
       keep(l);
     });
-    void exit.then(() => reject(new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}) before it printed a line\n${lines.join("\n")}`)));
+    void exit.then(() =>
+      reject(
+        new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}) before it printed a line\n${lines.join("\n")}`),
+      ),
+    );
   });
   firstLine.catch(() => undefined);
   createInterface({ input: proc.stderr! }).on("line", keep);
@@ -64,7 +72,12 @@ export function spawnChild(name: string, args: string[], opts: { cwd: string; en
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -96,7 +109,8 @@ export async function waitHealthy(url: string, child: Child, timeoutMs = 60_000)
       req.setTimeout(2_000, () => req.destroy());
     });
     if (status === 200) return performance.now() - t0;
-    if (performance.now() - t0 > timeoutMs) throw new Error(`${child.name} not healthy at ${url} after ${timeoutMs} ms\n${child.tail()}`);
+    if (performance.now() - t0 > timeoutMs)
+      throw new Error(`${child.name} not healthy at ${url} after ${timeoutMs} ms\n${child.tail()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -4,7 +4,15 @@
  * Ollama's shapes: object tool arguments become JSON strings, tool calls get ids,
  * tool results carry `tool_name`, counters become usage.
  */
-import { Ollama, type ChatResponse, type GenerateResponse, type Message, type Options, type ShowResponse, type Tool } from "ollama";
+import {
+  Ollama,
+  type ChatResponse,
+  type GenerateResponse,
+  type Message,
+  type Options,
+  type ShowResponse,
+  type Tool,
+} from "ollama";
 import { GatewayError, invalidArgument } from "../errors/gateway-error.js";
 import { newId } from "../util/ids.js";
 import type {
@@ -104,7 +112,8 @@ export class OllamaBackend implements Backend {
       for await (const chunk of chunks) {
         call.progress();
         const m = chunk.message;
-        if (m?.content || m?.thinking) yield { type: "delta", content: m.content || undefined, reasoning: m.thinking || undefined };
+        if (m?.content || m?.thinking)
+          yield { type: "delta", content: m.content || undefined, reasoning: m.thinking || undefined };
         if (m?.tool_calls?.length) {
           const calls = m.tool_calls.map((tc) => ({
             id: newId("call"),
@@ -116,7 +125,11 @@ export class OllamaBackend implements Backend {
         }
         if (chunk.done) {
           call.complete();
-          yield { type: "done", finishReason: finishReason(chunk.done_reason, toolCalls.length > 0), usage: usage(chunk) };
+          yield {
+            type: "done",
+            finishReason: finishReason(chunk.done_reason, toolCalls.length > 0),
+            usage: usage(chunk),
+          };
           return;
         }
       }
@@ -261,7 +274,12 @@ export function toOllamaMessages(messages: ChatMessage[]): Message[] {
     if (m.toolCalls?.length) {
       out.tool_calls = m.toolCalls.map((tc, j) => {
         toolNames.set(tc.id, tc.name);
-        return { function: { name: tc.name, arguments: parseArguments(tc.arguments, `messages[${i}].tool_calls[${j}].function.arguments`) } };
+        return {
+          function: {
+            name: tc.name,
+            arguments: parseArguments(tc.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
+          },
+        };
       });
     }
     if (m.role === "tool") {

@@ -84,7 +84,10 @@ export class OpenAIBackend implements Backend {
   }
 
   private headers(): Record<string, string> {
-    const h: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+    const h: Record<string, string> = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+    };
     if (this.opts.apiKey) h.authorization = `Bearer ${this.opts.apiKey}`;
     return h;
   }
@@ -130,7 +133,10 @@ export class OpenAIBackend implements Backend {
         function: { name: t.name, description: t.description, parameters: t.parameters, strict: t.strict },
       }));
       if (req.toolChoice) {
-        body.tool_choice = typeof req.toolChoice === "object" ? { type: "function", function: { name: req.toolChoice.name } } : req.toolChoice;
+        body.tool_choice =
+          typeof req.toolChoice === "object"
+            ? { type: "function", function: { name: req.toolChoice.name } }
+            : req.toolChoice;
       }
     }
     if (req.responseFormat && req.responseFormat.type !== "text") {
@@ -139,7 +145,11 @@ export class OpenAIBackend implements Backend {
           ? { type: "json_object" }
           : {
               type: "json_schema",
-              json_schema: { name: req.responseFormat.name ?? "response", schema: req.responseFormat.schema, strict: req.responseFormat.strict },
+              json_schema: {
+                name: req.responseFormat.name ?? "response",
+                schema: req.responseFormat.schema,
+                strict: req.responseFormat.strict,
+              },
             };
     }
     return this.run(signal, (call) => this.chatEvents(call, body));
@@ -158,7 +168,8 @@ export class OpenAIBackend implements Backend {
       const choice = j.choices?.[0];
       if (!choice) continue;
       const d = choice.delta;
-      if (d?.content || d?.reasoning_content) yield { type: "delta", content: d.content || undefined, reasoning: d.reasoning_content || undefined };
+      if (d?.content || d?.reasoning_content)
+        yield { type: "delta", content: d.content || undefined, reasoning: d.reasoning_content || undefined };
       if (d?.tool_calls) fragments.push(...d.tool_calls);
       if (choice.finish_reason) finish = choice.finish_reason;
     }
@@ -196,7 +207,8 @@ export class OpenAIBackend implements Backend {
       if (choice?.text) yield { type: "delta", text: choice.text };
       if (choice?.finish_reason) finish = choice.finish_reason;
     }
-    if (finish === undefined) throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
+    if (finish === undefined)
+      throw new GatewayError("upstream_error", `upstream ${this.describe} closed the stream before it was done`);
     call.complete();
     yield { type: "done", finishReason: mapFinish(finish, false), usage };
   }
@@ -209,18 +221,35 @@ export class OpenAIBackend implements Backend {
     } catch {
       throw new GatewayError("upstream_error", `upstream ${this.describe} sent an event that is not JSON`);
     }
-    if (j.error) throw new GatewayError("upstream_error", `upstream ${this.describe} failed mid-stream: ${j.error.message ?? "error"}`);
+    if (j.error)
+      throw new GatewayError(
+        "upstream_error",
+        `upstream ${this.describe} failed mid-stream: ${j.error.message ?? "error"}`,
+      );
     return j;
   }
 
   async embed(req: EmbedRequest, signal: CancelSignal): Promise<EmbedResult> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
-      const res = await this.post(call, "/embeddings", { model: req.model, input: req.inputs, dimensions: req.dimensions, encoding_format: "float" });
-      const j = (await res.json()) as { model?: string; data?: { index: number; embedding: number[] }[]; usage?: WireUsage };
+      const res = await this.post(call, "/embeddings", {
+        model: req.model,
+        input: req.inputs,
+        dimensions: req.dimensions,
+        encoding_format: "float",
+      });
+      const j = (await res.json()) as {
+        model?: string;
+        data?: { index: number; embedding: number[] }[];
+        usage?: WireUsage;
+      };
       call.complete();
       const data = [...(j.data ?? [])].sort((a, b) => a.index - b.index);
-      return { model: j.model ?? req.model, embeddings: data.map((d) => d.embedding), usage: mapUsage(j.usage) ?? zeroUsage() };
+      return {
+        model: j.model ?? req.model,
+        embeddings: data.map((d) => d.embedding),
+        usage: mapUsage(j.usage) ?? zeroUsage(),
+      };
     } catch (err) {
       throw upstreamFailure(this, err, call.signal);
     } finally {
@@ -272,7 +301,11 @@ function toWireMessage(m: ChatMessage): Record<string, unknown> {
   if (m.name) out.name = m.name;
   if (m.toolCallId) out.tool_call_id = m.toolCallId;
   if (m.toolCalls?.length) {
-    out.tool_calls = m.toolCalls.map((tc) => ({ id: tc.id, type: "function", function: { name: tc.name, arguments: tc.arguments } }));
+    out.tool_calls = m.toolCalls.map((tc) => ({
+      id: tc.id,
+      type: "function",
+      function: { name: tc.name, arguments: tc.arguments },
+    }));
     if (!m.content) out.content = null;
   }
   return out;

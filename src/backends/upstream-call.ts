@@ -101,8 +101,10 @@ function networkCode(err: unknown): string | undefined {
 export function upstreamStatusError(up: UpstreamIdentity, status: number, message: string): GatewayError {
   const text = `upstream ${up.describe} answered ${status}: ${message}`;
   if (status === 404) return new GatewayError("not_found", text, { code: "model_not_found", param: "model" });
-  if (status === 400 || status === 422) return new GatewayError("invalid_argument", text, { code: "upstream_rejected" });
-  if (status === 401 || status === 403) return new GatewayError("upstream_error", text, { code: "upstream_auth_failed" });
+  if (status === 400 || status === 422)
+    return new GatewayError("invalid_argument", text, { code: "upstream_rejected" });
+  if (status === 401 || status === 403)
+    return new GatewayError("upstream_error", text, { code: "upstream_auth_failed" });
   if (status === 429) return new GatewayError("resource_exhausted", text, { code: "upstream_rate_limited" });
   if (status === 503) return new GatewayError("unavailable", text, { code: "upstream_unavailable" });
   return new GatewayError("upstream_error", text, { code: "upstream_error" });
@@ -135,7 +137,8 @@ export function upstreamFailure(up: UpstreamIdentity, err: unknown, signal: Canc
       cause: err,
     });
   }
-  const status = (err as { status_code?: unknown; status?: unknown }).status_code ?? (err as { status?: unknown }).status;
+  const status =
+    (err as { status_code?: unknown; status?: unknown }).status_code ?? (err as { status?: unknown }).status;
   if (typeof status === "number" && status >= 400) {
     const msg = (err as { error?: unknown }).error ?? (err as Error).message;
     return upstreamStatusError(up, status, String(msg));

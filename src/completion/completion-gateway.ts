@@ -130,7 +130,10 @@ export class CompletionGateway {
     throw new GatewayError("upstream_error", `upstream ${head.backend} ended without finishing`);
   }
 
-  async embed(req: EmbedRequest, signal: CancelSignal): Promise<EmbedResult & { backend: string; requestedModel: string }> {
+  async embed(
+    req: EmbedRequest,
+    signal: CancelSignal,
+  ): Promise<EmbedResult & { backend: string; requestedModel: string }> {
     const requested = req.model || this.defaults.embedModel;
     const route = await this.router.resolve(requested, signal);
     const started = performance.now();
@@ -181,4 +184,3 @@ export class CompletionGateway {
     if (kind !== "canceled") this.metrics.upstreamErrors.inc({ backend: backend.name, operation, kind });
   }
 }
-

@@ -50,7 +50,10 @@ export class ModelRouter {
       const named = this.byName.get(id.slice(0, slash));
       if (named) {
         const model = id.slice(slash + 1);
-        if (!model) throw new GatewayError("invalid_argument", `model id ${JSON.stringify(id)} names no model`, { param: "model" });
+        if (!model)
+          throw new GatewayError("invalid_argument", `model id ${JSON.stringify(id)} names no model`, {
+            param: "model",
+          });
         return { backend: named, model };
       }
     }
@@ -65,7 +68,8 @@ export class ModelRouter {
     this.refreshing ??= this.list(signal)
       .then(({ models }) => {
         const owners = new Map<string, string>();
-        for (const m of models) owners.set(m.id.startsWith(`${m.backend}/`) ? m.id.slice(m.backend.length + 1) : m.id, m.backend);
+        for (const m of models)
+          owners.set(m.id.startsWith(`${m.backend}/`) ? m.id.slice(m.backend.length + 1) : m.id, m.backend);
         this.catalog = { at: Date.now(), owners };
       })
       .finally(() => {

@@ -18,7 +18,8 @@ function checkRange(value: number | undefined, min: number, max: number, param: 
 
 function checkModel(model: string): void {
   if (model.length > MAX_MODEL_ID) throw invalidArgument(`model id is longer than ${MAX_MODEL_ID} characters`, "model");
-  if (/[\s\x00-\x1f]/.test(model)) throw invalidArgument("model id must not contain whitespace or control characters", "model");
+  if (/[\s\x00-\x1f]/.test(model))
+    throw invalidArgument("model id must not contain whitespace or control characters", "model");
 }
 
 export function validateOptions(o: GenerationOptions): void {
@@ -49,10 +50,12 @@ export function validateChatRequest(req: ChatRequest): void {
       throw invalidArgument("tool_call_id is only valid on tool messages", `${param}.tool_call_id`);
     }
     if (m.toolCalls?.length) {
-      if (m.role !== "assistant") throw invalidArgument("only assistant messages carry tool_calls", `${param}.tool_calls`);
+      if (m.role !== "assistant")
+        throw invalidArgument("only assistant messages carry tool_calls", `${param}.tool_calls`);
       m.toolCalls.forEach((tc, j) => {
         if (!tc.id) throw invalidArgument("a tool call needs an id", `${param}.tool_calls[${j}].id`);
-        if (!TOOL_NAME.test(tc.name)) throw invalidArgument("invalid function name", `${param}.tool_calls[${j}].function.name`);
+        if (!TOOL_NAME.test(tc.name))
+          throw invalidArgument("invalid function name", `${param}.tool_calls[${j}].function.name`);
         offeredCalls.add(tc.id);
       });
     }
@@ -72,7 +75,10 @@ export function validateChatRequest(req: ChatRequest): void {
   const names = new Set<string>();
   req.tools?.forEach((t, i) => {
     if (!TOOL_NAME.test(t.name)) {
-      throw invalidArgument("function names are 1-64 letters, digits, underscores or dashes", `tools[${i}].function.name`);
+      throw invalidArgument(
+        "function names are 1-64 letters, digits, underscores or dashes",
+        `tools[${i}].function.name`,
+      );
     }
     if (names.has(t.name)) throw invalidArgument(`duplicate function name ${t.name}`, `tools[${i}].function.name`);
     names.add(t.name);

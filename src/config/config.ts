@@ -84,7 +84,9 @@ function parseBackends(entries: string[], env: NodeJS.ProcessEnv): OpenAIBackend
     const name = eq > 0 ? entry.slice(0, eq).trim() : "";
     const url = eq > 0 ? entry.slice(eq + 1).trim() : "";
     if (!/^[a-z][a-z0-9_-]{0,31}$/.test(name)) {
-      throw new ConfigError(`invalid BACKENDS entry ${JSON.stringify(entry)}: expected name=url with a lower-case name`);
+      throw new ConfigError(
+        `invalid BACKENDS entry ${JSON.stringify(entry)}: expected name=url with a lower-case name`,
+      );
     }
     if (seen.has(name)) throw new ConfigError(`invalid BACKENDS entry ${JSON.stringify(entry)}: name ${name} is taken`);
     seen.add(name);

@@ -66,7 +66,8 @@ export const parsers = {
       } catch {
         fail(name, raw, "not a URL");
       }
-      if (u.protocol !== "http:" && u.protocol !== "https:") fail(name, raw, `expected an http:// or https:// URL, not ${u.protocol}`);
+      if (u.protocol !== "http:" && u.protocol !== "https:")
+        fail(name, raw, `expected an http:// or https:// URL, not ${u.protocol}`);
       return raw.replace(/\/+$/, "");
     };
   },
@@ -80,7 +81,7 @@ export const parsers = {
     const out: string[] = [];
     let word = "";
     let inWord = false;
-    for (let i = 0; i < raw.length; ) {
+    for (let i = 0; i < raw.length;) {
       const c = raw[i]!;
       if (/\s/.test(c)) {
         if (inWord) out.push(word);
@@ -96,7 +97,7 @@ export const parsers = {
         word += raw.slice(i + 1, end);
         i = end + 1;
       } else if (c === '"') {
-        for (i++; ; ) {
+        for (i++; ;) {
           if (i >= raw.length) fail(name, raw, "unbalanced quotes");
           const d = raw[i]!;
           if (d === '"') {
@@ -264,10 +265,15 @@ export const settings = {
   backends: setting({
     env: "BACKENDS",
     flag: "backends",
-    description:
-      "OpenAI-compatible upstreams, `name=url` comma-separated (API key from `<NAME>_API_KEY`)",
+    description: "OpenAI-compatible upstreams, `name=url` comma-separated (API key from `<NAME>_API_KEY`)",
     defaultText: "none",
-    parse: (raw) => (raw === undefined || raw.trim() === "" ? [] : raw.split(",").map((s) => s.trim()).filter(Boolean)),
+    parse: (raw) =>
+      raw === undefined || raw.trim() === ""
+        ? []
+        : raw
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean),
   }),
   embedModel: setting({
     env: "EMBED_MODEL",

@@ -27,7 +27,17 @@ export const REDACT_PATHS = [
 ];
 
 /** Query parameters the earlier systems' APIs used for secrets: kept by name, value redacted. */
-const SECRET_QUERY_KEYS = new Set(["token", "secure_token", "api_key", "apikey", "key", "auth", "access_token", "authorization", "x-apphub-proxy-token"]);
+const SECRET_QUERY_KEYS = new Set([
+  "token",
+  "secure_token",
+  "api_key",
+  "apikey",
+  "key",
+  "auth",
+  "access_token",
+  "authorization",
+  "x-apphub-proxy-token",
+]);
 /** Connect GET parameters whose values say nothing about the caller. */
 const PLAIN_QUERY_KEYS = new Set(["connect", "encoding", "compression", "base64"]);
 

@@ -28,9 +28,21 @@ const HealthReport = Type.Object({
   version: Type.String(),
   instance: Type.String(),
   uptime_s: Type.Number(),
-  database: Type.Object({ ok: Type.Boolean(), kind: Type.String(), latency_ms: Type.Number(), vector: Type.String(), detail: Type.Optional(Type.String()) }),
+  database: Type.Object({
+    ok: Type.Boolean(),
+    kind: Type.String(),
+    latency_ms: Type.Number(),
+    vector: Type.String(),
+    detail: Type.Optional(Type.String()),
+  }),
   backends: Type.Array(
-    Type.Object({ name: Type.String(), kind: Type.String(), ok: Type.Boolean(), latency_ms: Type.Number(), detail: Type.String() }),
+    Type.Object({
+      name: Type.String(),
+      kind: Type.String(),
+      ok: Type.Boolean(),
+      latency_ms: Type.Number(),
+      detail: Type.String(),
+    }),
   ),
   tools: Type.Record(Type.String(), Type.Union([Type.String(), Type.Null()])),
 });
@@ -49,7 +61,14 @@ export async function registerOperationsRoutes(app: FastifyInstance, deps: Opera
 
   app.get(
     "/healthz",
-    { schema: { tags: ["operations"], summary: "Liveness and dependency report (no auth)", security: [], response: { 200: HealthReport, 503: HealthReport } } },
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Liveness and dependency report (no auth)",
+        security: [],
+        response: { 200: HealthReport, 503: HealthReport },
+      },
+    },
     async (_request, reply) => {
       const [database, backends] = await Promise.all([deps.db.health(), probeBackends()]);
       const status = !database.ok ? "unavailable" : backends.every((b) => b.ok) ? "ok" : "degraded";
@@ -59,7 +78,13 @@ export async function registerOperationsRoutes(app: FastifyInstance, deps: Opera
         version: deps.version,
         instance: deps.instanceId,
         uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
-        database: { ok: database.ok, kind: database.kind, latency_ms: round(database.latencyMs), vector: database.vector, detail: database.detail },
+        database: {
+          ok: database.ok,
+          kind: database.kind,
+          latency_ms: round(database.latencyMs),
+          vector: database.vector,
+          detail: database.detail,
+        },
         backends: deps.backends.map((b, i) => ({
           name: b.name,
           kind: b.kind,

@@ -28,10 +28,12 @@ export class SseStream {
     shutdown?: AbortSignal,
   ) {
     const onClose = () => {
-      if (!this.ended && !reply.raw.writableFinished) this.controller.abort(new ClientDisconnected("client disconnected"));
+      if (!this.ended && !reply.raw.writableFinished)
+        this.controller.abort(new ClientDisconnected("client disconnected"));
     };
     reply.raw.once("close", onClose);
-    const onShutdown = () => this.controller.abort(new GatewayError("unavailable", "the server is shutting down; retry the request"));
+    const onShutdown = () =>
+      this.controller.abort(new GatewayError("unavailable", "the server is shutting down; retry the request"));
     shutdown?.addEventListener("abort", onShutdown, { once: true });
     this.cleanup = () => shutdown?.removeEventListener("abort", onShutdown);
   }

@@ -46,9 +46,14 @@ const ROLES: Partial<Record<PbRole, Role>> = {
 
 function toMessage(m: PbChatMessage, i: number): ChatMessage {
   const role = ROLES[m.role];
-  if (!role) throw invalidArgument(`messages[${i}].role must be set (ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL)`, `messages[${i}].role`);
+  if (!role)
+    throw invalidArgument(
+      `messages[${i}].role must be set (ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL)`,
+      `messages[${i}].role`,
+    );
   const out: ChatMessage = { role, content: m.content };
-  if (m.toolCalls.length) out.toolCalls = m.toolCalls.map((tc) => ({ id: tc.id, name: tc.name, arguments: tc.arguments || "{}" }));
+  if (m.toolCalls.length)
+    out.toolCalls = m.toolCalls.map((tc) => ({ id: tc.id, name: tc.name, arguments: tc.arguments || "{}" }));
   if (m.toolCallId) out.toolCallId = m.toolCallId;
   if (m.name) out.name = m.name;
   if (m.reasoning) out.reasoning = m.reasoning;
@@ -99,8 +104,17 @@ export function toChatRequest(r: Omit<PbChatRequest, "$typeName">): ChatRequest 
       [ResponseFormatType.TEXT]: () => ({ type: "text" }),
       [ResponseFormatType.JSON_OBJECT]: () => ({ type: "json_object" }),
       [ResponseFormatType.JSON_SCHEMA]: () => {
-        if (!f.jsonSchema) throw invalidArgument("response_format.json_schema is required for RESPONSE_FORMAT_TYPE_JSON_SCHEMA", "response_format.json_schema");
-        return { type: "json_schema", schema: f.jsonSchema as Record<string, unknown>, name: f.schemaName || undefined, strict: f.strict || undefined };
+        if (!f.jsonSchema)
+          throw invalidArgument(
+            "response_format.json_schema is required for RESPONSE_FORMAT_TYPE_JSON_SCHEMA",
+            "response_format.json_schema",
+          );
+        return {
+          type: "json_schema",
+          schema: f.jsonSchema as Record<string, unknown>,
+          name: f.schemaName || undefined,
+          strict: f.strict || undefined,
+        };
       },
     };
     req.responseFormat = formats[f.type]();
@@ -109,7 +123,13 @@ export function toChatRequest(r: Omit<PbChatRequest, "$typeName">): ChatRequest 
 }
 
 export function toCompletionRequest(r: Omit<PbCompleteRequest, "$typeName">): CompletionRequest {
-  return { model: r.model, prompt: r.prompt, suffix: r.suffix || undefined, raw: r.raw || undefined, options: toOptions(r.options) };
+  return {
+    model: r.model,
+    prompt: r.prompt,
+    suffix: r.suffix || undefined,
+    raw: r.raw || undefined,
+    options: toOptions(r.options),
+  };
 }
 
 export function pbToolCalls(calls: ToolCall[] | undefined): PbToolCall[] {
@@ -126,7 +146,13 @@ export function pbMessage(m: ChatMessage): PbChatMessage {
 }
 
 export function pbUsage(u: Usage | undefined): PbUsage | undefined {
-  return u ? create(UsageSchema, { promptTokens: u.promptTokens, completionTokens: u.completionTokens, totalTokens: u.totalTokens }) : undefined;
+  return u
+    ? create(UsageSchema, {
+        promptTokens: u.promptTokens,
+        completionTokens: u.completionTokens,
+        totalTokens: u.totalTokens,
+      })
+    : undefined;
 }
 
 export function pbFinishReason(f: FinishReason): PbFinishReason {

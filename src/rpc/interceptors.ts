@@ -26,7 +26,8 @@ export function gatewayInterceptor(auth: TokenAuth, limiter: RateLimiter, log: L
   const fail = (err: unknown, outcome: RpcOutcome | undefined): ConnectError => {
     const ce = toConnectError(err);
     if (outcome) outcome.code = codeName(ce.code);
-    if (ce.code === Code.Internal || ce.code === Code.Unknown) log.error({ err: asGatewayError(err).cause ?? err }, "rpc failed");
+    if (ce.code === Code.Internal || ce.code === Code.Unknown)
+      log.error({ err: asGatewayError(err).cause ?? err }, "rpc failed");
     return ce;
   };
   return (next) => async (req) => {

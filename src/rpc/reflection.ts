@@ -23,10 +23,7 @@ import {
   ServerReflectionResponseSchema,
   file_grpc_reflection_v1_reflection,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import type {
-  ServerReflectionRequest,
-  ServerReflectionResponse,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import type { ServerReflectionRequest, ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 
 type MessageResponse = ServerReflectionResponse["messageResponse"];
 
@@ -128,7 +125,10 @@ export function reflectionService(
       }
       queue.push(...next.dependencies);
     }
-    return { case: "fileDescriptorResponse", value: create(FileDescriptorResponseSchema, { fileDescriptorProto: out }) };
+    return {
+      case: "fileDescriptorResponse",
+      value: create(FileDescriptorResponseSchema, { fileDescriptorProto: out }),
+    };
   };
 
   const notFound = (message: string): MessageResponse => error(Code.NotFound, message);

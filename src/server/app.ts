@@ -71,7 +71,8 @@ export function jsonTooDeep(text: string, max: number = MAX_JSON_DEPTH): boolean
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
@@ -193,7 +194,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const err = error as Error & { code?: string; statusCode?: number; validation?: unknown[]; validationContext?: string };
+    const err = error as Error & {
+      code?: string;
+      statusCode?: number;
+      validation?: unknown[];
+      validationContext?: string;
+    };
     let mapped: GatewayError;
     if (request.is404 && !(error instanceof GatewayError) && err.code?.startsWith("FST_ERR_CTP")) {
       // No such route: say so, whatever was wrong with the body the 404 handler parsed
@@ -202,21 +208,31 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     } else if (err.validation) {
       mapped = validationError(err);
     } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-      mapped = new GatewayError("invalid_argument", `the request body is larger than ${opts.bodyLimitBytes} bytes`, { code: "request_too_large" });
+      mapped = new GatewayError("invalid_argument", `the request body is larger than ${opts.bodyLimitBytes} bytes`, {
+        code: "request_too_large",
+      });
       return sendError(reply, mapped, 413);
     } else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
-      mapped = new GatewayError("invalid_argument", `unsupported content type ${JSON.stringify(request.headers["content-type"] ?? "")}; send application/json`, { code: "unsupported_media_type" });
+      mapped = new GatewayError(
+        "invalid_argument",
+        `unsupported content type ${JSON.stringify(request.headers["content-type"] ?? "")}; send application/json`,
+        { code: "unsupported_media_type" },
+      );
       return sendError(reply, mapped, 415);
     } else if (err.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || err.code === "FST_ERR_CTP_INVALID_JSON_BODY") {
       mapped = new GatewayError("invalid_argument", "the request body is not valid JSON", { code: "invalid_json" });
-    } else if (err.code?.startsWith("FST_ERR_CTP") || (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 && !(err instanceof GatewayError))) {
+    } else if (
+      err.code?.startsWith("FST_ERR_CTP") ||
+      (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 && !(err instanceof GatewayError))
+    ) {
       mapped = new GatewayError("invalid_argument", err.message, { code: "bad_request" });
       return sendError(reply, mapped, err.statusCode ?? 400);
     } else {
       mapped = asGatewayError(err);
     }
     if (mapped.kind === "internal") request.log.error({ err }, "request failed");
-    else if (mapped.kind === "unavailable" || mapped.kind === "upstream_error") request.log.warn({ error: mapped.message }, "upstream failed");
+    else if (mapped.kind === "unavailable" || mapped.kind === "upstream_error")
+      request.log.warn({ error: mapped.message }, "upstream failed");
     return sendError(reply, mapped);
   });
 
@@ -230,7 +246,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       info: {
         title: "agentgate REST API",
         version: opts.version,
-        description: "OpenAI-compatible REST/SSE routes of agentgate. The typed API is Connect/gRPC: see proto/agentgate/v1.",
+        description:
+          "OpenAI-compatible REST/SSE routes of agentgate. The typed API is Connect/gRPC: see proto/agentgate/v1.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
@@ -258,15 +275,28 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       try {
         text = utf8.decode(body);
       } catch {
-        done(new GatewayError("invalid_argument", "the request body is not valid UTF-8", { code: "invalid_encoding" }), undefined);
+        done(
+          new GatewayError("invalid_argument", "the request body is not valid UTF-8", { code: "invalid_encoding" }),
+          undefined,
+        );
         return;
       }
       if (text.trim() === "") {
-        done(new GatewayError("invalid_argument", "the request body is empty; send a JSON object", { code: "invalid_json" }), undefined);
+        done(
+          new GatewayError("invalid_argument", "the request body is empty; send a JSON object", {
+            code: "invalid_json",
+          }),
+          undefined,
+        );
         return;
       }
       if (jsonTooDeep(text)) {
-        done(new GatewayError("invalid_argument", `the request body is nested deeper than ${MAX_JSON_DEPTH} levels`, { code: "invalid_json" }), undefined);
+        done(
+          new GatewayError("invalid_argument", `the request body is nested deeper than ${MAX_JSON_DEPTH} levels`, {
+            code: "invalid_json",
+          }),
+          undefined,
+        );
         return;
       }
       try {
@@ -276,7 +306,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         const poisoned = text.includes("__proto__") || text.includes("prototype") || text.includes("\\u");
         done(null, poisoned ? JSON.parse(text, dropPoison) : JSON.parse(text));
       } catch (err) {
-        done(new GatewayError("invalid_argument", `the request body is not valid JSON: ${(err as Error).message}`, { code: "invalid_json" }), undefined);
+        done(
+          new GatewayError("invalid_argument", `the request body is not valid JSON: ${(err as Error).message}`, {
+            code: "invalid_json",
+          }),
+          undefined,
+        );
       }
     });
     for (const m of opts.modules) if (m.rest) await m.rest(rest);
@@ -334,10 +369,13 @@ function rpcStatus(outcome: RpcOutcome | undefined, request: FastifyRequest, htt
   return outcome?.code ?? "ok";
 }
 
-const connectCodeName = (code: Code) => Code[code].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
+const connectCodeName = (code: Code) =>
+  Code[code].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
 
 function unknownRoute(request: FastifyRequest): GatewayError {
-  return new GatewayError("not_found", `no route for ${request.method} ${request.url.split("?", 1)[0]}`, { code: "unknown_route" });
+  return new GatewayError("not_found", `no route for ${request.method} ${request.url.split("?", 1)[0]}`, {
+    code: "unknown_route",
+  });
 }
 
 function sendError(reply: import("fastify").FastifyReply, err: GatewayError, status?: number) {
@@ -345,7 +383,10 @@ function sendError(reply: import("fastify").FastifyReply, err: GatewayError, sta
   if (reply.sent || reply.raw.headersSent) return;
   if (err.kind === "unauthenticated") reply.header("www-authenticate", 'Bearer realm="agentgate"');
   if (err.retryAfterSeconds !== undefined) reply.header("retry-after", String(err.retryAfterSeconds));
-  reply.code(status ?? mappedStatus).type("application/json").send(body);
+  reply
+    .code(status ?? mappedStatus)
+    .type("application/json")
+    .send(body);
 }
 
 /** Turns the first Ajv error into an OpenAI-style message and `param`. */
@@ -361,9 +402,14 @@ function validationError(err: { validation?: unknown[]; validationContext?: stri
   const param = segments.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), "");
   let message = first.message ?? "is invalid";
   if (first.keyword === "required") message = `${param} is required`;
-  else if (first.params?.allowedValues) message = `${param || "value"} must be one of ${first.params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
-  else if (first.params?.additionalProperty) message = `${param ? `${param}: ` : ""}unknown field ${first.params.additionalProperty}`;
+  else if (first.params?.allowedValues)
+    message = `${param || "value"} must be one of ${first.params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
+  else if (first.params?.additionalProperty)
+    message = `${param ? `${param}: ` : ""}unknown field ${first.params.additionalProperty}`;
   else message = `${param || "body"} ${message}`;
   const where = err.validationContext && err.validationContext !== "body" ? ` (in ${err.validationContext})` : "";
-  return new GatewayError("invalid_argument", `invalid request: ${message}${where}`, { param: param || undefined, code: "invalid_value" });
+  return new GatewayError("invalid_argument", `invalid request: ${message}${where}`, {
+    param: param || undefined,
+    code: "invalid_value",
+  });
 }

@@ -63,13 +63,17 @@ export class PolyglotServer extends net.Server {
     this.h1.keepAliveTimeout = this.timeouts.keepAliveTimeoutMs;
     this.h1.requestTimeout = this.timeouts.requestTimeoutMs;
     this.h1.headersTimeout = Math.min(this.timeouts.headersTimeoutMs, this.timeouts.requestTimeoutMs || Infinity);
-    this.h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    this.h2 = http2.createServer(
+      {},
+      handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    );
     this.h2.on("session", (session) => this.trackSession(session));
     // WebSocket upgrades arrive on the inner HTTP/1 server; Fastify plugins listen on this one.
     // Node hands a request to 'upgrade' only while the server has 'upgrade' listeners, and answers
     // it as a plain request otherwise (e.g. curl --http2's `Upgrade: h2c`), so the inner server
     // listens only while the outer one does.
-    const forwardUpgrade = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.emit("upgrade", req, socket, head);
+    const forwardUpgrade = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
+      this.emit("upgrade", req, socket, head);
     this.on("newListener", (event: string | symbol) => {
       if (event === "upgrade" && this.h1.listenerCount("upgrade") === 0) this.h1.on("upgrade", forwardUpgrade);
     });

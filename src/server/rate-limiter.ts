@@ -40,10 +40,14 @@ export class RateLimiter {
     if (b.tokens < 1) {
       this.buckets.set(key, b);
       const waitS = Math.ceil((1 - b.tokens) / this.perMs / 1000);
-      throw new GatewayError("resource_exhausted", `rate limit of ${this.rpm} requests per minute reached; try again in ${waitS}s`, {
-        code: "rate_limit_exceeded",
-        retryAfterSeconds: waitS,
-      });
+      throw new GatewayError(
+        "resource_exhausted",
+        `rate limit of ${this.rpm} requests per minute reached; try again in ${waitS}s`,
+        {
+          code: "rate_limit_exceeded",
+          retryAfterSeconds: waitS,
+        },
+      );
     }
     b.tokens -= 1;
     this.buckets.set(key, b);

@@ -1,6 +1,6 @@
 /** Internals shared by the PGlite and Postgres implementations (not part of the public API). */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { DatabaseHealth, QueryResult, StartupInfo, Transaction } from './database.js';
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { DatabaseHealth, QueryResult, StartupInfo, Transaction } from "./database.js";
 
 export const HEALTH_TIMEOUT_MS = 5_000;
 
@@ -23,7 +23,8 @@ export class TxScope {
    * request in async_hooks. So the check is on only where it helps: in the test suite
    * (AGENTGATE_TX_GUARD=1, set by vitest.config.ts) and when an operator asks for it.
    */
-  private readonly als = process.env.AGENTGATE_TX_GUARD === '1' ? new AsyncLocalStorage<{ active: boolean }>() : undefined;
+  private readonly als =
+    process.env.AGENTGATE_TX_GUARD === "1" ? new AsyncLocalStorage<{ active: boolean }>() : undefined;
 
   assertOutside(op: string): void {
     if (this.als?.getStore()?.active) {
@@ -41,11 +42,11 @@ export class TxScope {
     };
     const tx: Transaction = {
       query: async <R = Record<string, unknown>>(sql: string, params?: unknown[]) => {
-        check('query');
+        check("query");
         return impl.query<R>(sql, params);
       },
       exec: async (sql: string) => {
-        check('exec');
+        check("exec");
         return impl.exec(sql);
       },
     };
@@ -57,16 +58,14 @@ export class TxScope {
   }
 }
 
-export function newStartupInfo(
-  init: Omit<StartupInfo, 'migrationsMs' | 'migrationsApplied'>,
-): StartupInfo {
+export function newStartupInfo(init: Omit<StartupInfo, "migrationsMs" | "migrationsApplied">): StartupInfo {
   return { ...init, migrationsMs: 0, migrationsApplied: [] };
 }
 
 export async function timedHealth(
   kind: string,
-  probe: () => Promise<Omit<DatabaseHealth, 'latencyMs' | 'kind'>>,
-  fallbackVector: DatabaseHealth['vector'],
+  probe: () => Promise<Omit<DatabaseHealth, "latencyMs" | "kind">>,
+  fallbackVector: DatabaseHealth["vector"],
 ): Promise<DatabaseHealth> {
   const start = performance.now();
   let timer: NodeJS.Timeout | undefined;

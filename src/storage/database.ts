@@ -2,9 +2,9 @@
  * The storage layer's public face: one Postgres dialect ($1 parameters) over either embedded PGlite
  * (default, `<dataDir>/db`) or a Postgres server (`DATABASE_URL`). See docs/storage.md.
  */
-import path from 'node:path';
-import type { Logger } from 'pino';
-import { runMigrations, type Migration } from './migrations.js';
+import path from "node:path";
+import type { Logger } from "pino";
+import { runMigrations, type Migration } from "./migrations.js";
 
 export interface QueryResult<T> {
   rows: T[];
@@ -26,7 +26,7 @@ export interface Transaction extends Queryable {
   exec(sql: string): Promise<void>;
 }
 
-export type VectorSupport = 'pgvector' | 'missing';
+export type VectorSupport = "pgvector" | "missing";
 
 export interface DatabaseHealth {
   ok: boolean;
@@ -38,7 +38,7 @@ export interface DatabaseHealth {
 
 /** How this handle came to be; logged at startup and asserted on by tests. */
 export interface StartupInfo {
-  kind: 'pglite' | 'postgres';
+  kind: "pglite" | "postgres";
   /** Data dir, ':memory:', or the server URL with its password redacted. */
   location: string;
   /**
@@ -46,7 +46,7 @@ export interface StartupInfo {
    * the cached template; initdb: no usable template existed, so one was initialised (and cached) first;
    * server: a Postgres server.
    */
-  source: 'existing' | 'template' | 'initdb' | 'server';
+  source: "existing" | "template" | "initdb" | "server";
   /** The template tarball restored from or written, when one was involved. */
   templateFile?: string;
   /** True when this start wrote the template to the cache. */
@@ -58,7 +58,7 @@ export interface StartupInfo {
 }
 
 export interface Database extends Queryable {
-  readonly kind: 'pglite' | 'postgres';
+  readonly kind: "pglite" | "postgres";
   /** Whether vector columns and operators are usable in this database (see health().detail when missing). */
   readonly vector: VectorSupport;
   readonly startup: StartupInfo;
@@ -96,11 +96,11 @@ export interface OpenDatabaseOptions {
 
 /** Opens the configured database and applies pending migrations before returning. */
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
-  const logger = opts.logger?.child({ component: 'storage' });
+  const logger = opts.logger?.child({ component: "storage" });
   const started = performance.now();
   let db: Database & { setMigrationInfo(ms: number, applied: string[]): void };
   if (opts.databaseUrl) {
-    const { openPostgresDatabase } = await import('./postgres-database.js');
+    const { openPostgresDatabase } = await import("./postgres-database.js");
     db = await openPostgresDatabase({
       url: opts.databaseUrl,
       logger,
@@ -108,7 +108,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
       poolMax: opts.poolMax,
     });
   } else {
-    const { openPgliteDatabase } = await import('./pglite-database.js');
+    const { openPgliteDatabase } = await import("./pglite-database.js");
     db = await openPgliteDatabase({
       dataDir: opts.memory ? undefined : path.resolve(opts.dataDir),
       cacheDir: opts.cacheDir,
@@ -139,10 +139,10 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
       vector: db.vector,
       totalMs: Math.round(performance.now() - started),
     },
-    'database ready',
+    "database ready",
   );
   return db;
 }
 
-export { DatabaseLockedError } from './file-lock.js';
-export { MigrationChecksumError, type Migration } from './migrations.js';
+export { DatabaseLockedError } from "./file-lock.js";
+export { MigrationChecksumError, type Migration } from "./migrations.js";

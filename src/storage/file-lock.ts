@@ -10,9 +10,9 @@
  *     every 5 s, so a lock untouched for 30 s is considered abandoned.
  * Otherwise opening fails with DatabaseLockedError naming the directory and the holder.
  */
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
 
 export const LOCK_REFRESH_MS = 5_000;
 export const FOREIGN_LOCK_STALE_MS = 30_000;
@@ -27,7 +27,7 @@ export interface LockOwner {
 }
 
 export class DatabaseLockedError extends Error {
-  readonly code = 'EDBLOCKED';
+  readonly code = "EDBLOCKED";
   constructor(
     readonly dir: string,
     readonly lockFile: string,
@@ -36,10 +36,10 @@ export class DatabaseLockedError extends Error {
   ) {
     super(
       `The PGlite data directory ${dir} is in use by another process ` +
-        `(pid ${owner.pid ?? '?'} on ${owner.hostname ?? '?'}, since ${owner.since ?? '?'}; ${reason}). ` +
+        `(pid ${owner.pid ?? "?"} on ${owner.hostname ?? "?"}, since ${owner.since ?? "?"}; ${reason}). ` +
         `Stop that process or point DATA_DIR elsewhere; if you are sure nothing uses it, delete ${lockFile}.`,
     );
-    this.name = 'DatabaseLockedError';
+    this.name = "DatabaseLockedError";
   }
 }
 
@@ -52,26 +52,22 @@ const held = new Map<string, LockOwner>();
 let exitHookInstalled = false;
 
 /** Takes the lock `file` guarding `dir`, or throws DatabaseLockedError. */
-export function acquireDirLock(
-  file: string,
-  dir: string,
-  opts: { onLost?: (msg: string) => void } = {},
-): DirLock {
+export function acquireDirLock(file: string, dir: string, opts: { onLost?: (msg: string) => void } = {}): DirLock {
   if (held.has(file)) {
-    throw new DatabaseLockedError(dir, file, held.get(file)!, 'already open in this process');
+    throw new DatabaseLockedError(dir, file, held.get(file)!, "already open in this process");
   }
   const me: LockOwner = {
     pid: process.pid,
     hostname: os.hostname(),
     bootId: bootId(),
     procStart: procStart(process.pid),
-    token: randomBytes(8).toString('hex'),
+    token: randomBytes(8).toString("hex"),
     since: new Date().toISOString(),
   };
   const body = JSON.stringify(me);
   for (let attempt = 0; ; attempt++) {
     try {
-      const fd = fs.openSync(file, 'wx', 0o644);
+      const fd = fs.openSync(file, "wx", 0o644);
       try {
         fs.writeSync(fd, body);
       } finally {
@@ -79,17 +75,17 @@ export function acquireDirLock(
       }
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      if (attempt >= 3) throw new DatabaseLockedError(dir, file, {}, 'other openers keep taking the lock');
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if (attempt >= 3) throw new DatabaseLockedError(dir, file, {}, "other openers keep taking the lock");
     }
     // Someone's lock is there: decide whether it is live.
     let raw: string;
     let mtimeMs: number;
     try {
-      raw = fs.readFileSync(file, 'utf8');
+      raw = fs.readFileSync(file, "utf8");
       mtimeMs = fs.statSync(file).mtimeMs;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // released meanwhile
       throw err;
     }
     const verdict = judge(raw, mtimeMs);
@@ -101,7 +97,7 @@ export function acquireDirLock(
 
   const timer = setInterval(() => {
     try {
-      const current = fs.readFileSync(file, 'utf8');
+      const current = fs.readFileSync(file, "utf8");
       if (!current.includes(me.token)) {
         opts.onLost?.(`lock file ${file} was replaced by another process`);
         return;
@@ -141,7 +137,7 @@ export function judge(raw: string, mtimeMs: number, now = Date.now()): Verdict {
   } catch {
     // Being written right now by another opener, or garbage left by a crash.
     const fresh = now - mtimeMs < 2_000;
-    return { live: fresh, owner: {}, reason: fresh ? 'lock being written' : 'unreadable lock' };
+    return { live: fresh, owner: {}, reason: fresh ? "lock being written" : "unreadable lock" };
   }
   const age = now - mtimeMs;
   if (owner.hostname !== os.hostname()) {
@@ -151,37 +147,37 @@ export function judge(raw: string, mtimeMs: number, now = Date.now()): Verdict {
   }
   const myBoot = bootId();
   if (owner.bootId && myBoot && owner.bootId !== myBoot) {
-    return { live: false, owner, reason: 'host rebooted since' };
+    return { live: false, owner, reason: "host rebooted since" };
   }
   if (owner.pid === process.pid) {
     // Our own pid: either a lock this process holds (another path to the same directory) or one left
     // by a previous run that had the same pid (pid 1 in a restarted container).
     const ours = [...held.values()].some((o) => o.token === owner.token);
     return ours
-      ? { live: true, owner, reason: 'already open in this process' }
-      : { live: false, owner, reason: 'left by a previous run with the same pid' };
+      ? { live: true, owner, reason: "already open in this process" }
+      : { live: false, owner, reason: "left by a previous run with the same pid" };
   }
-  if (typeof owner.pid !== 'number' || !pidAlive(owner.pid)) {
-    return { live: false, owner, reason: 'process not running' };
+  if (typeof owner.pid !== "number" || !pidAlive(owner.pid)) {
+    return { live: false, owner, reason: "process not running" };
   }
   const start = procStart(owner.pid);
   if (owner.procStart && start && owner.procStart !== start) {
-    return { live: false, owner, reason: 'pid reused by another process' };
+    return { live: false, owner, reason: "pid reused by another process" };
   }
-  return { live: true, owner, reason: 'process is running' };
+  return { live: true, owner, reason: "process is running" };
 }
 
 function takeOver(file: string, staleRaw: string): void {
   // Move the stale file aside, then check we moved what we judged: if another opener replaced it in
   // between, put theirs back and let the loop re-evaluate.
-  const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
     fs.renameSync(file, aside);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
     throw err;
   }
-  const moved = fs.readFileSync(aside, 'utf8');
+  const moved = fs.readFileSync(aside, "utf8");
   if (moved !== staleRaw) {
     try {
       fs.linkSync(aside, file);
@@ -194,7 +190,7 @@ function takeOver(file: string, staleRaw: string): void {
 
 function removeIfOurs(file: string, token: string): void {
   try {
-    if (fs.readFileSync(file, 'utf8').includes(token)) fs.rmSync(file, { force: true });
+    if (fs.readFileSync(file, "utf8").includes(token)) fs.rmSync(file, { force: true });
   } catch {
     /* already gone */
   }
@@ -203,7 +199,7 @@ function removeIfOurs(file: string, token: string): void {
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  process.on("exit", () => {
     for (const [file, owner] of held) removeIfOurs(file, owner.token);
   });
 }
@@ -213,15 +209,15 @@ function pidAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
 /** Process start time in clock ticks since boot (Linux), to tell a reused pid apart. */
 function procStart(pid: number): string | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return fields[19];
   } catch {
     return undefined;
@@ -232,7 +228,7 @@ let cachedBootId: string | null | undefined;
 function bootId(): string | undefined {
   if (cachedBootId === undefined) {
     try {
-      cachedBootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      cachedBootId = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
     } catch {
       cachedBootId = null;
     }

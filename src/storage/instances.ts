@@ -3,7 +3,7 @@
  * address other replicas can reach it on, then heartbeats; agents record the id of the replica that
  * spawned them, so any replica can look up where to route an attach. Times come from the database clock.
  */
-import type { Queryable } from './database.js';
+import type { Queryable } from "./database.js";
 
 export interface InstanceRecord {
   id: string;
@@ -21,7 +21,7 @@ interface Row {
   heartbeat_at: Date;
 }
 
-const COLUMNS = 'id, address, version, started_at, heartbeat_at';
+const COLUMNS = "id, address, version, started_at, heartbeat_at";
 
 function toRecord(r: Row): InstanceRecord {
   return {
@@ -55,7 +55,7 @@ export async function registerInstance(
  * long pause): the caller should registerInstance again.
  */
 export async function heartbeatInstance(db: Queryable, id: string): Promise<boolean> {
-  const r = await db.query('UPDATE instances SET heartbeat_at = now() WHERE id = $1', [id]);
+  const r = await db.query("UPDATE instances SET heartbeat_at = now() WHERE id = $1", [id]);
   return r.rowCount > 0;
 }
 
@@ -65,10 +65,7 @@ export async function getInstance(db: Queryable, id: string): Promise<InstanceRe
 }
 
 /** All registered replicas, or only those that heartbeated within `aliveWithinMs`. Ordered by id. */
-export async function listInstances(
-  db: Queryable,
-  opts: { aliveWithinMs?: number } = {},
-): Promise<InstanceRecord[]> {
+export async function listInstances(db: Queryable, opts: { aliveWithinMs?: number } = {}): Promise<InstanceRecord[]> {
   const r =
     opts.aliveWithinMs === undefined
       ? await db.query<Row>(`SELECT ${COLUMNS} FROM instances ORDER BY id`)
@@ -83,14 +80,14 @@ export async function listInstances(
 
 /** Removes the row (graceful shutdown). Returns whether it existed. */
 export async function unregisterInstance(db: Queryable, id: string): Promise<boolean> {
-  const r = await db.query('DELETE FROM instances WHERE id = $1', [id]);
+  const r = await db.query("DELETE FROM instances WHERE id = $1", [id]);
   return r.rowCount > 0;
 }
 
 /** Deletes replicas silent for longer than `olderThanMs`; returns how many. */
 export async function pruneInstances(db: Queryable, olderThanMs: number): Promise<number> {
   const r = await db.query(
-    'DELETE FROM instances WHERE heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)',
+    "DELETE FROM instances WHERE heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)",
     [olderThanMs],
   );
   return r.rowCount;

@@ -11,13 +11,13 @@
  * (a Postgres server may lack it: vector tables belong to the vector store, which checks db.vector);
  * never edit an applied file (its checksum is verified on every start): add a new one.
  */
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Logger } from 'pino';
-import { SCHEMA_LOCK_KEY } from './common.js';
-import type { Database, Queryable } from './database.js';
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import { SCHEMA_LOCK_KEY } from "./common.js";
+import type { Database, Queryable } from "./database.js";
 
 export interface Migration {
   version: number;
@@ -31,32 +31,32 @@ export interface Migration {
 }
 
 export class MigrationChecksumError extends Error {
-  readonly code = 'EMIGRATIONCHECKSUM';
+  readonly code = "EMIGRATIONCHECKSUM";
   constructor(
     readonly migration: Migration,
     readonly appliedChecksum: string,
   ) {
     super(
       `Migration ${migration.id} was applied with checksum ${appliedChecksum.slice(0, 12)}… but ` +
-        `${migration.file ?? 'its SQL'} now has ${migration.checksum.slice(0, 12)}…: applied migrations ` +
+        `${migration.file ?? "its SQL"} now has ${migration.checksum.slice(0, 12)}…: applied migrations ` +
         `must not be edited; restore the file and add a new migration instead.`,
     );
-    this.name = 'MigrationChecksumError';
+    this.name = "MigrationChecksumError";
   }
 }
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL("./migrations/", import.meta.url));
 
 const FILE_RE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 export function defineMigration(version: number, name: string, sql: string, file?: string): Migration {
-  const normalised = sql.replace(/\r\n/g, '\n');
+  const normalised = sql.replace(/\r\n/g, "\n");
   return {
     version,
     name,
-    id: `${String(version).padStart(4, '0')}_${name}`,
+    id: `${String(version).padStart(4, "0")}_${name}`,
     sql: normalised,
-    checksum: createHash('sha256').update(normalised).digest('hex'),
+    checksum: createHash("sha256").update(normalised).digest("hex"),
     file,
   };
 }
@@ -68,7 +68,7 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
     const m = FILE_RE.exec(entry);
     if (!m) continue;
     const file = path.join(dir, entry);
-    migrations.push(defineMigration(Number(m[1]), m[2]!, fs.readFileSync(file, 'utf8'), file));
+    migrations.push(defineMigration(Number(m[1]), m[2]!, fs.readFileSync(file, "utf8"), file));
   }
   validate(migrations);
   return migrations;
@@ -102,7 +102,7 @@ async function readApplied(db: Queryable): Promise<Map<number, AppliedRow>> {
       WHERE c.relname = 'schema_migrations' AND ns.nspname = current_schema()`,
   );
   if (!present.rows[0]?.n) return new Map();
-  const r = await db.query<AppliedRow>('SELECT version, name, checksum FROM schema_migrations ORDER BY version');
+  const r = await db.query<AppliedRow>("SELECT version, name, checksum FROM schema_migrations ORDER BY version");
   return new Map(r.rows.map((row) => [Number(row.version), row]));
 }
 
@@ -130,7 +130,10 @@ export async function runMigrations(
   const unknown = [...before.values()].filter((r) => !known.has(Number(r.version)));
   if (unknown.length > 0) {
     // A newer agentgate (e.g. mid rolling upgrade) applied these; carry on, but say so.
-    logger?.warn({ versions: unknown.map((r) => `${r.version}_${r.name}`) }, 'database has migrations this build does not know');
+    logger?.warn(
+      { versions: unknown.map((r) => `${r.version}_${r.name}`) },
+      "database has migrations this build does not know",
+    );
   }
 
   const applied: Migration[] = [];
@@ -151,7 +154,7 @@ export async function runMigrations(
       } catch (err) {
         throw new Error(`migration ${m.id} failed: ${(err as Error).message}`, { cause: err });
       }
-      await tx.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+      await tx.query("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", [
         m.version,
         m.name,
         m.checksum,
@@ -160,7 +163,7 @@ export async function runMigrations(
     });
     if (did) {
       applied.push(m);
-      logger?.info({ migration: m.id, ms: Math.round(performance.now() - started) }, 'migration applied');
+      logger?.info({ migration: m.id, ms: Math.round(performance.now() - started) }, "migration applied");
     }
   }
   return { applied, alreadyApplied: migrations.length - applied.length };

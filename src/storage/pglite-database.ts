@@ -7,22 +7,15 @@
  *   db.initialising   present while a fresh cluster is being restored; a leftover means the restore was
  *                     interrupted, so db/ is discarded and restored again on the next open
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
-import { vector } from '@electric-sql/pglite-pgvector';
-import type { Logger } from 'pino';
-import { TxScope, errorMessage, newStartupInfo, timedHealth } from './common.js';
-import type {
-  Database,
-  DatabaseHealth,
-  QueryResult,
-  StartupInfo,
-  Transaction,
-  VectorSupport,
-} from './database.js';
-import { acquireDirLock, type DirLock } from './file-lock.js';
-import { ensureTemplate } from './pglite-template.js';
+import fs from "node:fs";
+import path from "node:path";
+import { PGlite, type PGliteOptions } from "@electric-sql/pglite";
+import { vector } from "@electric-sql/pglite-pgvector";
+import type { Logger } from "pino";
+import { TxScope, errorMessage, newStartupInfo, timedHealth } from "./common.js";
+import type { Database, DatabaseHealth, QueryResult, StartupInfo, Transaction, VectorSupport } from "./database.js";
+import { acquireDirLock, type DirLock } from "./file-lock.js";
+import { ensureTemplate } from "./pglite-template.js";
 
 type PG = PGlite;
 
@@ -37,7 +30,7 @@ function toResult<T>(r: PgliteResults): QueryResult<T> {
 }
 
 export class PgliteDatabase implements Database {
-  readonly kind = 'pglite' as const;
+  readonly kind = "pglite" as const;
   private readonly scope = new TxScope();
   private closing: Promise<void> | undefined;
 
@@ -55,17 +48,17 @@ export class PgliteDatabase implements Database {
   }
 
   async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
-    this.scope.assertOutside('query');
+    this.scope.assertOutside("query");
     return toResult<T>(await this.pg.query<T>(sql, params as unknown[] | undefined));
   }
 
   async exec(sql: string): Promise<void> {
-    this.scope.assertOutside('exec');
+    this.scope.assertOutside("exec");
     await this.pg.exec(sql);
   }
 
   async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    this.scope.assertOutside('transaction');
+    this.scope.assertOutside("transaction");
     // PGlite's transaction holds its single connection for the whole callback, so transactions (and
     // any other query) are serialised; a throw rolls back.
     return this.pg.transaction((tx) =>
@@ -83,10 +76,10 @@ export class PgliteDatabase implements Database {
 
   health(): Promise<DatabaseHealth> {
     return timedHealth(
-      'pglite',
+      "pglite",
       async () => {
-        if (this.closing) throw new Error('database closed');
-        await this.pg.query('SELECT 1');
+        if (this.closing) throw new Error("database closed");
+        await this.pg.query("SELECT 1");
         return {
           ok: true,
           detail: this.vectorDetail ?? `PGlite ${this.startup.location}`,
@@ -129,9 +122,9 @@ export async function openPgliteDatabase(opts: OpenPgliteOptions): Promise<Pglit
     const tpl = await ensureTemplate({ cacheDir: opts.cacheDir, logger });
     const pg = await PGlite.create({ loadDataDir: tarBlob(tpl.tar), extensions: { vector } });
     const startup = newStartupInfo({
-      kind: 'pglite',
-      location: ':memory:',
-      source: tpl.built ? 'initdb' : 'template',
+      kind: "pglite",
+      location: ":memory:",
+      source: tpl.built ? "initdb" : "template",
       templateFile: tpl.file,
       templateWritten: tpl.written,
       openMs: 0,
@@ -140,22 +133,25 @@ export async function openPgliteDatabase(opts: OpenPgliteOptions): Promise<Pglit
   }
 
   const root = opts.dataDir;
-  const clusterDir = path.join(root, 'db');
-  const marker = path.join(root, 'db.initialising');
+  const clusterDir = path.join(root, "db");
+  const marker = path.join(root, "db.initialising");
   fs.mkdirSync(root, { recursive: true });
-  const lock = acquireDirLock(path.join(root, 'db.lock'), clusterDir, {
+  const lock = acquireDirLock(path.join(root, "db.lock"), clusterDir, {
     onLost: (msg) => logger?.error({ dir: clusterDir }, msg),
   });
   let pg: PG | undefined;
   try {
     const state = inspectClusterDir(clusterDir, marker);
     let startup: StartupInfo;
-    if (state === 'existing') {
+    if (state === "existing") {
       pg = await createOrExplain(clusterDir, { dataDir: clusterDir, extensions: { vector } });
-      startup = newStartupInfo({ kind: 'pglite', location: root, source: 'existing', openMs: 0 });
+      startup = newStartupInfo({ kind: "pglite", location: root, source: "existing", openMs: 0 });
     } else {
-      if (state === 'incomplete') {
-        logger?.warn({ dir: clusterDir }, 'previous initialisation of the PGlite directory was interrupted; starting it again');
+      if (state === "incomplete") {
+        logger?.warn(
+          { dir: clusterDir },
+          "previous initialisation of the PGlite directory was interrupted; starting it again",
+        );
         fs.rmSync(clusterDir, { recursive: true, force: true });
       }
       fs.writeFileSync(marker, `${process.pid}\n`);
@@ -167,9 +163,9 @@ export async function openPgliteDatabase(opts: OpenPgliteOptions): Promise<Pglit
       });
       fs.rmSync(marker, { force: true });
       startup = newStartupInfo({
-        kind: 'pglite',
+        kind: "pglite",
         location: root,
-        source: tpl.built ? 'initdb' : 'template',
+        source: tpl.built ? "initdb" : "template",
         templateFile: tpl.file,
         templateWritten: tpl.written,
         openMs: 0,
@@ -189,30 +185,30 @@ async function finish(
   lock: DirLock | undefined,
   started: number,
 ): Promise<PgliteDatabase> {
-  let support: VectorSupport = 'pgvector';
+  let support: VectorSupport = "pgvector";
   let detail: string | undefined;
   try {
     // Already present in template-made clusters; cheap no-op then.
-    await pg.exec('CREATE EXTENSION IF NOT EXISTS vector');
+    await pg.exec("CREATE EXTENSION IF NOT EXISTS vector");
   } catch (err) {
-    support = 'missing';
+    support = "missing";
     detail = `pgvector could not be enabled in PGlite: ${errorMessage(err)}`;
   }
   startup.openMs = performance.now() - started;
   return new PgliteDatabase(pg, startup, support, detail, lock);
 }
 
-function inspectClusterDir(dir: string, marker: string): 'fresh' | 'existing' | 'incomplete' {
-  if (fs.existsSync(marker)) return 'incomplete';
+function inspectClusterDir(dir: string, marker: string): "fresh" | "existing" | "incomplete" {
+  if (fs.existsSync(marker)) return "incomplete";
   let entries: string[];
   try {
     entries = fs.readdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'fresh';
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "fresh";
     throw err;
   }
-  if (entries.length === 0) return 'fresh';
-  if (entries.includes('PG_VERSION')) return 'existing';
+  if (entries.length === 0) return "fresh";
+  if (entries.includes("PG_VERSION")) return "existing";
   throw new Error(
     `${dir} is not empty but holds no Postgres cluster (no PG_VERSION); refusing to touch it. ` +
       `Move it away or point DATA_DIR elsewhere.`,
@@ -229,5 +225,5 @@ async function createOrExplain(dir: string, options: PGliteOptions): Promise<PG>
 
 function tarBlob(tar: Uint8Array): Blob {
   // An uncompressed tar typed as such: PGlite untars it directly without gunzipping.
-  return new Blob([tar as Uint8Array<ArrayBuffer>], { type: 'application/x-tar' });
+  return new Blob([tar as Uint8Array<ArrayBuffer>], { type: "application/x-tar" });
 }

@@ -6,15 +6,15 @@
  * Cache directory: `cacheDir` argument, else AGENTGATE_CACHE_DIR, else `<project>/node_modules/.cache/agentgate`
  * and, when that is not writable, `${XDG_CACHE_HOME:-~/.cache}/agentgate`.
  */
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import zlib from 'node:zlib';
-import { promisify } from 'node:util';
-import type { Logger } from 'pino';
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+import { promisify } from "node:util";
+import type { Logger } from "pino";
 
 const gunzip = promisify(zlib.gunzip);
 
@@ -32,8 +32,8 @@ let versionsMemo: TemplateVersions | undefined;
 export function templateVersions(): TemplateVersions {
   if (!versionsMemo) {
     versionsMemo = {
-      pglite: packageVersion('@electric-sql/pglite'),
-      pgvector: packageVersion('@electric-sql/pglite-pgvector'),
+      pglite: packageVersion("@electric-sql/pglite"),
+      pgvector: packageVersion("@electric-sql/pglite-pgvector"),
     };
   }
   return versionsMemo;
@@ -51,8 +51,8 @@ export function cacheDirCandidates(
   const env = opts.env ?? process.env;
   if (env.AGENTGATE_CACHE_DIR) return [path.resolve(env.AGENTGATE_CACHE_DIR)];
   const root = opts.projectRoot ?? projectRoot();
-  const xdg = env.XDG_CACHE_HOME || path.join(opts.home ?? os.homedir(), '.cache');
-  return [path.join(root, 'node_modules', '.cache', 'agentgate'), path.join(xdg, 'agentgate')];
+  const xdg = env.XDG_CACHE_HOME || path.join(opts.home ?? os.homedir(), ".cache");
+  return [path.join(root, "node_modules", ".cache", "agentgate"), path.join(xdg, "agentgate")];
 }
 
 /** First existing template file among the candidates. */
@@ -76,7 +76,7 @@ export function writeTemplateFile(
   const errors: string[] = [];
   for (const dir of candidates) {
     const file = path.join(dir, templateFileName());
-    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
       mkdirp(dir);
       fs.writeFileSync(tmp, gz);
@@ -111,11 +111,9 @@ const MEMO_IDLE_MS = 60_000;
 const memo = new Map<string, { promise: Promise<LoadedTemplate>; timer?: NodeJS.Timeout }>();
 
 /** Loads the cached template, building and caching it first when missing or corrupt. */
-export async function ensureTemplate(
-  opts: { cacheDir?: string; logger?: Logger } = {},
-): Promise<LoadedTemplate> {
+export async function ensureTemplate(opts: { cacheDir?: string; logger?: Logger } = {}): Promise<LoadedTemplate> {
   const candidates = cacheDirCandidates({ cacheDir: opts.cacheDir });
-  const key = candidates.join('\0');
+  const key = candidates.join("\0");
   let entry = memo.get(key);
   const creator = !entry;
   if (!entry) {
@@ -155,7 +153,7 @@ async function loadOrBuild(candidates: string[], logger?: Logger): Promise<Loade
       const tar = await readTemplateTar(existing);
       return { tar, file: existing, built: false, written: false };
     } catch (err) {
-      logger?.warn({ file: existing, err: (err as Error).message }, 'PGlite template unusable; rebuilding it');
+      logger?.warn({ file: existing, err: (err as Error).message }, "PGlite template unusable; rebuilding it");
       fs.rmSync(existing, { force: true });
     }
   }
@@ -163,9 +161,12 @@ async function loadOrBuild(candidates: string[], logger?: Logger): Promise<Loade
   const gz = await buildTemplateTarball();
   const { file, errors } = writeTemplateFile(gz, candidates);
   if (file) {
-    logger?.info({ file, ms: Math.round(performance.now() - started) }, 'PGlite template built and cached');
+    logger?.info({ file, ms: Math.round(performance.now() - started) }, "PGlite template built and cached");
   } else {
-    logger?.warn({ errors }, 'PGlite template built but no cache directory is writable; next fresh start will initdb again');
+    logger?.warn(
+      { errors },
+      "PGlite template built but no cache directory is writable; next fresh start will initdb again",
+    );
   }
   return { tar: await gunzip(gz), file, built: true, written: file !== undefined };
 }
@@ -173,7 +174,7 @@ async function loadOrBuild(candidates: string[], logger?: Logger): Promise<Loade
 /** Reads and validates (gzip CRC + tar magic) a template file; a truncated file must never reach PGlite. */
 export async function readTemplateTar(file: string): Promise<Uint8Array> {
   const tar = await gunzip(await fs.promises.readFile(file));
-  if (tar.length < 1024 || tar.subarray(257, 262).toString('latin1') !== 'ustar') {
+  if (tar.length < 1024 || tar.subarray(257, 262).toString("latin1") !== "ustar") {
     throw new Error(`${file} is not a tar archive`);
   }
   return tar;
@@ -181,12 +182,12 @@ export async function readTemplateTar(file: string): Promise<Uint8Array> {
 
 /** initdb in memory, create the extensions every agentgate database gets, dump as gzip tar. */
 export async function buildTemplateTarball(): Promise<Uint8Array> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { vector } = await import('@electric-sql/pglite-pgvector');
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { vector } = await import("@electric-sql/pglite-pgvector");
   const pg = await PGlite.create({ extensions: { vector } });
   try {
-    await pg.exec('CREATE EXTENSION IF NOT EXISTS vector');
-    const blob = await pg.dumpDataDir('gzip');
+    await pg.exec("CREATE EXTENSION IF NOT EXISTS vector");
+    const blob = await pg.dumpDataDir("gzip");
     return new Uint8Array(await blob.arrayBuffer());
   } finally {
     await pg.close();
@@ -224,14 +225,14 @@ function mkdirp(dir: string, depth = 0): void {
     if (fs.statSync(dir).isDirectory()) return;
     throw new Error(`${dir} is not a directory`);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || depth > 64) throw err;
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || depth > 64) throw err;
   }
   const parent = path.dirname(dir);
   if (parent !== dir) mkdirp(parent, depth + 1);
   try {
     fs.mkdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
   }
 }
 
@@ -239,9 +240,9 @@ function packageVersion(name: string): string {
   const require = createRequire(import.meta.url);
   let dir = path.dirname(require.resolve(name));
   for (;;) {
-    const pj = path.join(dir, 'package.json');
+    const pj = path.join(dir, "package.json");
     if (fs.existsSync(pj)) {
-      const parsed = JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string; version?: string };
+      const parsed = JSON.parse(fs.readFileSync(pj, "utf8")) as { name?: string; version?: string };
       if (parsed.name === name && parsed.version) return parsed.version;
     }
     const up = path.dirname(dir);
@@ -254,7 +255,7 @@ function packageVersion(name: string): string {
 function projectRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (fs.existsSync(path.join(dir, "package.json"))) return dir;
     const up = path.dirname(dir);
     if (up === dir) return process.cwd();
     dir = up;

@@ -48,14 +48,21 @@ export class SystemTools {
   require(tool: ToolName, feature: string): string {
     const p = this.found[tool];
     if (!p) {
-      throw new GatewayError("failed_precondition", `${feature} needs \`${tool}\`, which is not installed: install ${OPTIONAL_TOOLS[tool]}`, {
-        code: "missing_system_tool",
-      });
+      throw new GatewayError(
+        "failed_precondition",
+        `${feature} needs \`${tool}\`, which is not installed: install ${OPTIONAL_TOOLS[tool]}`,
+        {
+          code: "missing_system_tool",
+        },
+      );
     }
     return p;
   }
 
   report(): Record<ToolName, string | null> {
-    return Object.fromEntries(Object.entries(this.found).map(([k, v]) => [k, v ?? null])) as Record<ToolName, string | null>;
+    return Object.fromEntries(Object.entries(this.found).map(([k, v]) => [k, v ?? null])) as Record<
+      ToolName,
+      string | null
+    >;
   }
 }

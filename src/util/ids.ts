@@ -19,7 +19,7 @@ function randomByte(): number {
 export function newId(prefix: string, length = 24): string {
   let out = `${prefix}-`;
   // Rejection sampling keeps every character uniform (248 = 4 * 62).
-  for (let i = 0; i < length; ) {
+  for (let i = 0; i < length;) {
     const b = randomByte();
     if (b < 248) {
       out += ALPHABET[b % 62];

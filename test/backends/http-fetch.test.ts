@@ -36,7 +36,11 @@ describe("createHttpFetch (node:http fetch for upstream calls)", () => {
   });
 
   it("posts a body and reads JSON, reusing one keep-alive connection", async () => {
-    const a = await f(`${base}/x`, { method: "POST", body: '{"a":1}', headers: { "content-type": "application/json" } });
+    const a = await f(`${base}/x`, {
+      method: "POST",
+      body: '{"a":1}',
+      headers: { "content-type": "application/json" },
+    });
     expect(a.ok).toBe(true);
     expect(a.headers.get("Content-Type")).toBe("application/json");
     const ja = (await a.json()) as { body: string; port: number; method: string };

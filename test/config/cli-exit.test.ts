@@ -24,19 +24,32 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmp, ...extra };
 }
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env: cleanEnv(env), timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: unknown }).code as number | null) : 0;
-      resolve({ code: typeof code === "number" ? code : null, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: ROOT, env: cleanEnv(env), timeout: 20_000 },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: unknown }).code as number | null) : 0;
+        resolve({ code: typeof code === "number" ? code : null, stdout, stderr });
+      },
+    );
   });
 }
 
 describe("agentgate serve refuses bad settings", () => {
   const cases: { name: string; args: string[]; env: Record<string, string>; match: RegExp }[] = [
     { name: "bad BIND", args: ["serve"], env: { BIND: "not-an-address" }, match: /invalid BIND "not-an-address"/ },
-    { name: "bad --bind flag", args: ["serve", "--bind", "127.0.0.1:70000"], env: {}, match: /invalid --bind .*0-65535/ },
+    {
+      name: "bad --bind flag",
+      args: ["serve", "--bind", "127.0.0.1:70000"],
+      env: {},
+      match: /invalid --bind .*0-65535/,
+    },
     { name: "bad UPSTREAM", args: ["serve"], env: { UPSTREAM: "ftp://ollama" }, match: /invalid UPSTREAM/ },
     {
       name: "unsafe bind",
@@ -45,7 +58,12 @@ describe("agentgate serve refuses bad settings", () => {
       match: /refusing to serve 0\.0\.0\.0:0 without AUTH_TOKEN/,
     },
     { name: "unknown flag", args: ["serve", "--no-such-flag"], env: {}, match: /--no-such-flag/ },
-    { name: "short AUTH_TOKEN (not echoed)", args: ["serve"], env: { AUTH_TOKEN: "tiny" }, match: /invalid AUTH_TOKEN "<redacted>"/ },
+    {
+      name: "short AUTH_TOKEN (not echoed)",
+      args: ["serve"],
+      env: { AUTH_TOKEN: "tiny" },
+      match: /invalid AUTH_TOKEN "<redacted>"/,
+    },
     { name: "unknown command", args: ["frobnicate"], env: {}, match: /unknown command "frobnicate"/ },
   ];
 
@@ -94,7 +112,10 @@ describe("agentgate serve starts and stops", () => {
     );
     try {
       const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "agentgate listening" line in 15 s; stderr: ${stderr}`)), 15_000);
+        const timer = setTimeout(
+          () => reject(new Error(`no "agentgate listening" line in 15 s; stderr: ${stderr}`)),
+          15_000,
+        );
         const check = () => {
           for (const line of stdout.split("\n")) {
             if (!line.startsWith("{")) continue;
@@ -124,7 +145,10 @@ describe("agentgate serve starts and stops", () => {
       expect({ code, signal }).toEqual({ code: 0, signal: null });
       expect(Date.now() - stopAt).toBeLessThan(5_000);
       expect(stderr).toBe("");
-      const lines = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { msg?: string; signal?: string });
+      const lines = stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { msg?: string; signal?: string });
       expect(lines.some((l) => l.msg === "shutting down" && l.signal === "SIGTERM")).toBe(true);
       // The port is closed once the process is gone.
       await expect(fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) })).rejects.toThrow();

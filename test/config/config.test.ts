@@ -58,12 +58,22 @@ describe("defaults", () => {
 /** Every setting: its variable, a valid value, the flag form, and what the Config holds. */
 const TABLE: { env: string; value: string; get: (c: ReturnType<typeof loadConfig>) => unknown; want: unknown }[] = [
   { env: "BIND", value: "127.0.0.2:4000", get: (c) => c.bind, want: { host: "127.0.0.2", port: 4000 } },
-  { env: "UPSTREAM", value: "http://ollama.internal:11434/", get: (c) => c.upstream, want: "http://ollama.internal:11434" },
+  {
+    env: "UPSTREAM",
+    value: "http://ollama.internal:11434/",
+    get: (c) => c.upstream,
+    want: "http://ollama.internal:11434",
+  },
   { env: "MODEL", value: "llama3.2:3b", get: (c) => c.model, want: "llama3.2:3b" },
   { env: "AUTH_TOKEN", value: "s3cret-token-1", get: (c) => c.authToken, want: "s3cret-token-1" },
   { env: "DISABLE_AUTH", value: "true", get: (c) => c.disableAuth, want: true },
   { env: "DATA_DIR", value: "/tmp/ag-data", get: (c) => c.dataDir, want: "/tmp/ag-data" },
-  { env: "DATABASE_URL", value: "postgres://u:p@db:5432/ag", get: (c) => c.databaseUrl, want: "postgres://u:p@db:5432/ag" },
+  {
+    env: "DATABASE_URL",
+    value: "postgres://u:p@db:5432/ag",
+    get: (c) => c.databaseUrl,
+    want: "postgres://u:p@db:5432/ag",
+  },
   { env: "QDRANT_URL", value: "http://qdrant:6333", get: (c) => c.qdrantUrl, want: "http://qdrant:6333" },
   { env: "QDRANT_API_KEY", value: "qk", get: (c) => c.qdrantApiKey, want: "qk" },
   { env: "CODEX_BIN", value: "/opt/codex/bin/codex", get: (c) => c.codex.bin, want: "/opt/codex/bin/codex" },
@@ -126,7 +136,11 @@ describe("every setting from the environment and from its flag", () => {
     expect(t.get(fromEnv)).toEqual(t.want);
     const setting = Object.values(settings).find((s) => s.env === t.env)!;
     // (A value that starts with "-" must use the --flag=value form: parseArgs calls the other ambiguous.)
-    const argv = setting.boolean ? [`--${setting.flag}`] : t.value.startsWith("-") ? [`--${setting.flag}=${t.value}`] : [`--${setting.flag}`, t.value];
+    const argv = setting.boolean
+      ? [`--${setting.flag}`]
+      : t.value.startsWith("-")
+        ? [`--${setting.flag}=${t.value}`]
+        : [`--${setting.flag}`, t.value];
     expect(t.get(loadConfig({}, argv))).toEqual(t.want);
     expect(t.get(loadConfig({}, setting.boolean ? argv : [`--${setting.flag}=${t.value}`]))).toEqual(t.want);
   });
@@ -152,11 +166,21 @@ describe("every setting from the environment and from its flag", () => {
     expect(words("--skip-git-repo-check")).toEqual(["--skip-git-repo-check"]);
     expect(words(`-c model_reasoning_effort="high" -c 'sandbox_permissions=["disk-full-read-access"]'`)).toEqual([
       "-c",
-      'model_reasoning_effort=high',
+      "model_reasoning_effort=high",
       "-c",
       'sandbox_permissions=["disk-full-read-access"]',
     ]);
-    expect(words(String.raw`a\ b "c \"d\"" '' $(rm -rf /) ; | &&`)).toEqual(["a b", 'c "d"', "", "$(rm", "-rf", "/)", ";", "|", "&&"]);
+    expect(words(String.raw`a\ b "c \"d\"" '' $(rm -rf /) ; | &&`)).toEqual([
+      "a b",
+      'c "d"',
+      "",
+      "$(rm",
+      "-rf",
+      "/)",
+      ";",
+      "|",
+      "&&",
+    ]);
     expect(words("  \t ")).toEqual([]);
     expect(() => words(`-c 'open`)).toThrow(ConfigError);
     expect(() => words(`-c "open`)).toThrow(/unbalanced quotes/);
@@ -180,7 +204,9 @@ describe("every setting from the environment and from its flag", () => {
 describe("aliases of the seed systems", () => {
   it("CODEX_PROXY_TOKEN is AUTH_TOKEN; AUTH_TOKEN wins when both are set", () => {
     expect(loadConfig({ CODEX_PROXY_TOKEN: "alias-token-1" }).authToken).toBe("alias-token-1");
-    expect(loadConfig({ CODEX_PROXY_TOKEN: "alias-token-1", AUTH_TOKEN: "main-token-22" }).authToken).toBe("main-token-22");
+    expect(loadConfig({ CODEX_PROXY_TOKEN: "alias-token-1", AUTH_TOKEN: "main-token-22" }).authToken).toBe(
+      "main-token-22",
+    );
     // An empty primary does not hide the alias.
     expect(loadConfig({ CODEX_PROXY_TOKEN: "alias-token-1", AUTH_TOKEN: "" }).authToken).toBe("alias-token-1");
     // The alias satisfies the bind check like the primary does.
@@ -228,7 +254,11 @@ describe("invalid values: one ConfigError line naming the variable", () => {
     [{ DATABASE_URL: "mysql://u:p@h/db" }, "DATABASE_URL", /postgres/],
     [{ QDRANT_URL: "qdrant:6333" }, "QDRANT_URL"],
     [{ CODEX_PROXY_EXEC_OPTS: `--model "o4` }, "CODEX_PROXY_EXEC_OPTS", /quotes/],
-    [{ CODEX_PROXY_DEFAULT_SANDBOX: "yolo" }, "CODEX_PROXY_DEFAULT_SANDBOX", /read-only, workspace-write, danger-full-access/],
+    [
+      { CODEX_PROXY_DEFAULT_SANDBOX: "yolo" },
+      "CODEX_PROXY_DEFAULT_SANDBOX",
+      /read-only, workspace-write, danger-full-access/,
+    ],
     [{ CODEX_PROXY_TIMEOUT_MS: "10s" }, "CODEX_PROXY_TIMEOUT_MS", /whole number/],
     [{ CODEX_PROXY_TIMEOUT_MS: "5" }, "CODEX_PROXY_TIMEOUT_MS"],
     [{ CODEX_PROXY_KEEP_WORKSPACES: "2" }, "CODEX_PROXY_KEEP_WORKSPACES"],
@@ -270,7 +300,14 @@ describe("invalid values: one ConfigError line naming the variable", () => {
   });
 
   it("unknown flags, positional arguments and missing flag values are ConfigErrors", () => {
-    for (const argv of [["--no-such-flag"], ["--bind"], ["serve"], ["--port", "80"], ["-x"], ["--disable-auth=false"]]) {
+    for (const argv of [
+      ["--no-such-flag"],
+      ["--bind"],
+      ["serve"],
+      ["--port", "80"],
+      ["-x"],
+      ["--disable-auth=false"],
+    ]) {
       const err = configError({}, argv);
       expect(err.message, argv.join(" ")).not.toContain("\n");
       expect(err.message.length).toBeGreaterThan(0);
@@ -281,7 +318,15 @@ describe("invalid values: one ConfigError line naming the variable", () => {
 
 describe("bind safety", () => {
   it("refuses a non-loopback BIND without AUTH_TOKEN or DISABLE_AUTH", () => {
-    for (const bind of ["0.0.0.0:3210", "[::]:3210", "192.168.1.5:80", "10.0.0.1:0", "example.com:443", "[fe80::1]:80", "[::ffff:10.0.0.1]:80"]) {
+    for (const bind of [
+      "0.0.0.0:3210",
+      "[::]:3210",
+      "192.168.1.5:80",
+      "10.0.0.1:0",
+      "example.com:443",
+      "[fe80::1]:80",
+      "[::ffff:10.0.0.1]:80",
+    ]) {
       const err = configError({ BIND: bind });
       expect(err.message, bind).toMatch(/refusing to serve/);
       expect(err.message, bind).toMatch(/AUTH_TOKEN/);
@@ -293,8 +338,14 @@ describe("bind safety", () => {
   });
 
   it("allows it with AUTH_TOKEN (or its alias, or the flag) or DISABLE_AUTH=true", () => {
-    expect(loadConfig({ BIND: "0.0.0.0:3210", AUTH_TOKEN: "a-long-token" }).bind).toEqual({ host: "0.0.0.0", port: 3210 });
-    expect(loadConfig({ BIND: "[::]:3210", CODEX_PROXY_TOKEN: "a-long-token" }).bind).toEqual({ host: "::", port: 3210 });
+    expect(loadConfig({ BIND: "0.0.0.0:3210", AUTH_TOKEN: "a-long-token" }).bind).toEqual({
+      host: "0.0.0.0",
+      port: 3210,
+    });
+    expect(loadConfig({ BIND: "[::]:3210", CODEX_PROXY_TOKEN: "a-long-token" }).bind).toEqual({
+      host: "::",
+      port: 3210,
+    });
     expect(loadConfig({ BIND: "0.0.0.0:3210" }, ["--auth-token", "a-long-token"]).authToken).toBe("a-long-token");
     expect(loadConfig({ BIND: "0.0.0.0:3210", DISABLE_AUTH: "true" }).disableAuth).toBe(true);
     expect(loadConfig({}, ["--bind", "0.0.0.0:1", "--disable-auth"]).disableAuth).toBe(true);

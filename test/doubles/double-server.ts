@@ -3,15 +3,15 @@
  * that can refuse connections and come back on the same port, request recording, client-abort
  * detection, a FIFO of reply scripts, and a player that turns a script into timed frames.
  */
-import { createHash } from 'node:crypto';
+import { createHash } from "node:crypto";
 import {
   createServer,
   type IncomingHttpHeaders,
   type IncomingMessage,
   type Server,
   type ServerResponse,
-} from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+} from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 
 export interface RecordedRequest {
   method: string;
@@ -43,7 +43,7 @@ export interface ReplyScript {
   thinking?: string[];
   /** Sent whole, in one frame after the content (Ollama), or as index-based fragments (OpenAI). */
   toolCalls?: ScriptToolCall[];
-  doneReason?: 'stop' | 'length' | (string & {});
+  doneReason?: "stop" | "length" | (string & {});
   promptEvalCount?: number;
   /** Defaults to the number of frames. */
   evalCount?: number;
@@ -93,29 +93,32 @@ export class Exchange {
     this.record.body = this.body;
   }
 
-  json(status: number, body: unknown, contentType = 'application/json; charset=utf-8'): void {
+  json(status: number, body: unknown, contentType = "application/json; charset=utf-8"): void {
     if (this.res.headersSent || this.res.destroyed) return;
     const text = JSON.stringify(body);
-    this.res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) });
+    this.res.writeHead(status, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(text) });
     this.res.end(text);
   }
 
   text(status: number, text: string): void {
     if (this.res.headersSent || this.res.destroyed) return;
-    this.res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    this.res.writeHead(status, {
+      "Content-Type": "text/plain; charset=utf-8",
+      "Content-Length": Buffer.byteLength(text),
+    });
     this.res.end(text);
   }
 
   /** Streams one frame; the first one sends a 200 with `contentType` (as Go's streaming handlers do). */
   write(contentType: string, data: string): void {
     if (this.res.destroyed) return;
-    if (!this.res.headersSent) this.res.writeHead(200, { 'Content-Type': contentType });
+    if (!this.res.headersSent) this.res.writeHead(200, { "Content-Type": contentType });
     this.flushed = new Promise((resolve) => this.res.write(data, () => resolve()));
   }
 
   end(contentType: string, data: string): void {
     if (this.res.destroyed) return;
-    if (!this.res.headersSent) this.res.writeHead(200, { 'Content-Type': contentType });
+    if (!this.res.headersSent) this.res.writeHead(200, { "Content-Type": contentType });
     this.res.end(data);
   }
 
@@ -129,10 +132,10 @@ export class Exchange {
         resolve(false);
       };
       const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener("abort", onAbort);
         resolve(true);
       }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 
@@ -140,7 +143,7 @@ export class Exchange {
     const signal = this.signal;
     return new Promise((resolve) => {
       if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
+      else signal.addEventListener("abort", () => resolve(), { once: true });
     });
   }
 
@@ -181,9 +184,9 @@ export abstract class DoubleServer {
   constructor(options: DoubleServerOptions = {}) {
     this.recording = options.record ?? true;
     this.server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => this.onRequest(req, res));
-    this.server.on('connection', (socket) => {
+    this.server.on("connection", (socket) => {
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      socket.once("close", () => this.sockets.delete(socket));
     });
   }
 
@@ -245,9 +248,9 @@ export abstract class DoubleServer {
 
   async listen(port = 0): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => {
-        this.server.off('error', reject);
+      this.server.once("error", reject);
+      this.server.listen(port, "127.0.0.1", () => {
+        this.server.off("error", reject);
         resolve();
       });
     });
@@ -277,8 +280,8 @@ export abstract class DoubleServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const record: RecordedRequest = {
-      method: req.method ?? 'GET',
-      path: (req.url ?? '/').split('?')[0],
+      method: req.method ?? "GET",
+      path: (req.url ?? "/").split("?")[0],
       headers: req.headers,
       body: undefined,
       receivedAt: Date.now(),
@@ -287,7 +290,7 @@ export abstract class DoubleServer {
     const ex = new Exchange(req, res, record);
     this.live.add(ex);
     // 'close' before 'finish' means the connection went away mid-reply: a client abort unless we cut it.
-    res.once('close', () => {
+    res.once("close", () => {
       this.live.delete(ex);
       if (!res.writableFinished && !ex.deliberate) {
         this.abortedRequests.push(record);
@@ -310,9 +313,9 @@ export abstract class DoubleServer {
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
   });
 }
 
@@ -351,7 +354,7 @@ export async function play(ex: Exchange, script: ReplyScript, plan: ReplyPlan): 
 
   // Fast path for benches: nothing timed or broken, so one write instead of one per frame.
   if (plan.stream && delay <= 0 && hangAt < 0 && destroyAt < 0 && errorAt < 0) {
-    ex.end(plan.contentType, plan.frames.join('') + plan.tail());
+    ex.end(plan.contentType, plan.frames.join("") + plan.tail());
     return;
   }
   for (let i = 0; i <= n; i++) {
@@ -380,12 +383,12 @@ export function estimateTokens(text: string): number {
  * The unscripted answer: "You said: <text>" in word-sized chunks, cut to `maxTokens` chunks
  * (done reason "length") so that max_tokens / num_predict mapping can be tested without a script.
  */
-export function echoReply(text: string, maxTokens?: number): { content: string[]; doneReason: 'stop' | 'length' } {
-  const chunks = `You said: ${text.trim() || 'nothing'}`.split(/(?=\s)/);
+export function echoReply(text: string, maxTokens?: number): { content: string[]; doneReason: "stop" | "length" } {
+  const chunks = `You said: ${text.trim() || "nothing"}`.split(/(?=\s)/);
   if (maxTokens !== undefined && maxTokens > 0 && chunks.length > maxTokens) {
-    return { content: chunks.slice(0, maxTokens), doneReason: 'length' };
+    return { content: chunks.slice(0, maxTokens), doneReason: "length" };
   }
-  return { content: chunks, doneReason: 'stop' };
+  return { content: chunks, doneReason: "stop" };
 }
 
 /** Script fields override the echo; the echo content is dropped when the script has tool calls. */
@@ -403,7 +406,7 @@ export function hashEmbedding(text: string, dims: number): number[] {
 
 /** Un-normalised variant (Ollama's legacy /api/embeddings does not normalise). */
 export function rawHashVector(text: string, dims: number): number[] {
-  let state = createHash('sha256').update(text).digest().readUInt32LE(0);
+  let state = createHash("sha256").update(text).digest().readUInt32LE(0);
   const out = new Array<number>(dims);
   for (let i = 0; i < dims; i++) {
     // mulberry32: tiny, fast and good enough to make unrelated texts near-orthogonal.
@@ -424,9 +427,9 @@ export function normalize(vector: number[]): number[] {
 
 /** `call_` + 8 lowercase alphanumerics, like Ollama's ids, but derived from `seed`. */
 export function toolCallId(seed: string): string {
-  return `call_${createHash('sha256').update(seed).digest('hex').slice(0, 8)}`;
+  return `call_${createHash("sha256").update(seed).digest("hex").slice(0, 8)}`;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -4,16 +4,16 @@
  * The port may also be the first positional argument or OLLAMA_DOUBLE_PORT (default: ephemeral).
  * Prints the URL on stdout as the only line, then serves until SIGINT/SIGTERM.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from "node:util";
 
-import { startOllamaDouble } from './ollama-double.js';
+import { startOllamaDouble } from "./ollama-double.js";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    port: { type: 'string' },
-    'first-byte-delay-ms': { type: 'string' },
-    'chunk-delay-ms': { type: 'string' },
+    port: { type: "string" },
+    "first-byte-delay-ms": { type: "string" },
+    "chunk-delay-ms": { type: "string" },
   },
 });
 
@@ -26,9 +26,9 @@ function integer(name: string, raw: string | undefined): number {
   return value;
 }
 
-const port = integer('port', values.port ?? positionals[0] ?? process.env.OLLAMA_DOUBLE_PORT);
-const firstByteDelayMs = integer('--first-byte-delay-ms', values['first-byte-delay-ms']);
-const chunkDelayMs = integer('--chunk-delay-ms', values['chunk-delay-ms']);
+const port = integer("port", values.port ?? positionals[0] ?? process.env.OLLAMA_DOUBLE_PORT);
+const firstByteDelayMs = integer("--first-byte-delay-ms", values["first-byte-delay-ms"]);
+const chunkDelayMs = integer("--chunk-delay-ms", values["chunk-delay-ms"]);
 
 // Records are unreadable from another process and would only grow during a bench.
 const double = await startOllamaDouble({ port, record: false });
@@ -39,5 +39,5 @@ console.log(double.url);
 const stop = (): void => {
   void double.close().then(() => process.exit(0));
 };
-process.once('SIGINT', stop);
-process.once('SIGTERM', stop);
+process.once("SIGINT", stop);
+process.once("SIGTERM", stop);

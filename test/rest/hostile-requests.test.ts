@@ -86,7 +86,11 @@ const cases: Case[] = [
   },
   {
     name: "non-UTF-8 bytes",
-    body: Buffer.concat([Buffer.from('{"model":"qwen3:8b","messages":[{"role":"user","content":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}]}')]),
+    body: Buffer.concat([
+      Buffer.from('{"model":"qwen3:8b","messages":[{"role":"user","content":"'),
+      Buffer.from([0xff, 0xfe, 0xc3]),
+      Buffer.from('"}]}'),
+    ]),
     status: 400,
     code: "invalid_encoding",
   },
@@ -115,7 +119,14 @@ const cases: Case[] = [
     status: 400,
     param: "model",
   },
-  { name: "deeply nested JSON (10 000 levels)", body: nested(10_000), status: 400, code: "invalid_json", param: null, message: /nested deeper/ },
+  {
+    name: "deeply nested JSON (10 000 levels)",
+    body: nested(10_000),
+    status: 400,
+    code: "invalid_json",
+    param: null,
+    message: /nested deeper/,
+  },
   {
     name: "deeply nested JSON in an ignored field (10 000 levels)",
     body: nestedInExtra(10_000),
@@ -125,11 +136,18 @@ const cases: Case[] = [
   },
   {
     name: "deeply nested tool parameters (200 levels)",
-    body: chat({ tools: [{ type: "function", function: { name: "f", parameters: JSON.parse(nestedInExtra(200)).metadata } }] }),
+    body: chat({
+      tools: [{ type: "function", function: { name: "f", parameters: JSON.parse(nestedInExtra(200)).metadata } }],
+    }),
     status: 400,
     code: "invalid_json",
   },
-  { name: "brackets inside strings do not count as nesting", body: chat({ model: "[".repeat(300) }), status: 400, param: "model" },
+  {
+    name: "brackets inside strings do not count as nesting",
+    body: chat({ model: "[".repeat(300) }),
+    status: 400,
+    param: "model",
+  },
   // --- model ---
   { name: "missing model", body: { messages: USER }, status: 400, param: "model", code: "invalid_value" },
   { name: "model not a string", body: chat({ model: 42 }), status: 400, param: "model" },
@@ -151,11 +169,31 @@ const cases: Case[] = [
   { name: "empty messages", body: chat({ messages: [] }), status: 400, param: "messages" },
   { name: "messages not an array", body: chat({ messages: "hi" }), status: 400, param: "messages" },
   { name: "message not an object", body: chat({ messages: ["hi"] }), status: 400, param: "messages[0]" },
-  { name: "unknown role", body: chat({ messages: [{ role: "wizard", content: "hi" }] }), status: 400, param: "messages[0].role" },
-  { name: 'role "function"', body: chat({ messages: [{ role: "function", name: "f", content: "{}" }] }), status: 400, param: "messages[0].role" },
+  {
+    name: "unknown role",
+    body: chat({ messages: [{ role: "wizard", content: "hi" }] }),
+    status: 400,
+    param: "messages[0].role",
+  },
+  {
+    name: 'role "function"',
+    body: chat({ messages: [{ role: "function", name: "f", content: "{}" }] }),
+    status: 400,
+    param: "messages[0].role",
+  },
   { name: "role missing", body: chat({ messages: [{ content: "hi" }] }), status: 400, param: "messages[0].role" },
-  { name: "message without content", body: chat({ messages: [{ role: "user" }] }), status: 400, param: "messages[0].content" },
-  { name: "content of wrong type (number)", body: chat({ messages: [{ role: "user", content: 7 }] }), status: 400, param: "messages[0].content" },
+  {
+    name: "message without content",
+    body: chat({ messages: [{ role: "user" }] }),
+    status: 400,
+    param: "messages[0].content",
+  },
+  {
+    name: "content of wrong type (number)",
+    body: chat({ messages: [{ role: "user", content: 7 }] }),
+    status: 400,
+    param: "messages[0].content",
+  },
   {
     name: "content part of unknown type",
     body: chat({ messages: [{ role: "user", content: [{ type: "audio", data: "x" }] }] }),
@@ -164,13 +202,22 @@ const cases: Case[] = [
   },
   {
     name: "remote image URL is not fetched",
-    body: chat({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "http://169.254.169.254/latest" } }] }] }),
+    body: chat({
+      messages: [
+        { role: "user", content: [{ type: "image_url", image_url: { url: "http://169.254.169.254/latest" } }] },
+      ],
+    }),
     status: 400,
     param: "messages[0].content[0].image_url.url",
   },
   {
     name: "tool message without tool_call_id",
-    body: chat({ messages: [{ role: "user", content: "hi" }, { role: "tool", content: "42" }] }),
+    body: chat({
+      messages: [
+        { role: "user", content: "hi" },
+        { role: "tool", content: "42" },
+      ],
+    }),
     status: 400,
     param: "messages[1].tool_call_id",
   },
@@ -185,7 +232,10 @@ const cases: Case[] = [
     body: chat({
       messages: [
         { role: "user", content: "hi" },
-        { role: "assistant", tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{not json" } }] },
+        {
+          role: "assistant",
+          tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{not json" } }],
+        },
         { role: "tool", tool_call_id: "c1", content: "1" },
       ],
     }),
@@ -207,8 +257,19 @@ const cases: Case[] = [
   { name: "frequency_penalty -9", body: chat({ frequency_penalty: -9 }), status: 400, param: "frequency_penalty" },
   { name: "seed 1.5", body: chat({ seed: 1.5 }), status: 400, param: "seed" },
   { name: 'stream "yes"', body: chat({ stream: "yes" }), status: 400, param: "stream" },
-  { name: "stream_options with unknown field", body: chat({ stream: true, stream_options: { everything: true } }), status: 400, param: "stream_options" },
-  { name: "logprobs requested", body: chat({ logprobs: true }), status: 400, param: "logprobs", code: "unsupported_parameter" },
+  {
+    name: "stream_options with unknown field",
+    body: chat({ stream: true, stream_options: { everything: true } }),
+    status: 400,
+    param: "stream_options",
+  },
+  {
+    name: "logprobs requested",
+    body: chat({ logprobs: true }),
+    status: 400,
+    param: "logprobs",
+    code: "unsupported_parameter",
+  },
   // --- tools and formats ---
   {
     name: "tool with invalid function name",
@@ -218,22 +279,58 @@ const cases: Case[] = [
   },
   {
     name: "duplicate tool names",
-    body: chat({ tools: [{ type: "function", function: { name: "f" } }, { type: "function", function: { name: "f" } }] }),
+    body: chat({
+      tools: [
+        { type: "function", function: { name: "f" } },
+        { type: "function", function: { name: "f" } },
+      ],
+    }),
     status: 400,
     param: "tools[1].function.name",
   },
   {
     name: "tool_choice naming a missing tool",
-    body: chat({ tools: [{ type: "function", function: { name: "f" } }], tool_choice: { type: "function", function: { name: "g" } } }),
+    body: chat({
+      tools: [{ type: "function", function: { name: "f" } }],
+      tool_choice: { type: "function", function: { name: "g" } },
+    }),
     status: 400,
     param: "tool_choice",
   },
-  { name: 'tool_choice "required" without tools', body: chat({ tool_choice: "required" }), status: 400, param: "tool_choice" },
-  { name: 'response_format type "xml"', body: chat({ response_format: { type: "xml" } }), status: 400, param: "response_format.type" },
+  {
+    name: 'tool_choice "required" without tools',
+    body: chat({ tool_choice: "required" }),
+    status: 400,
+    param: "tool_choice",
+  },
+  {
+    name: 'response_format type "xml"',
+    body: chat({ response_format: { type: "xml" } }),
+    status: 400,
+    param: "response_format.type",
+  },
   // --- embeddings ---
-  { name: "embeddings: empty input", path: "/v1/embeddings", body: { model: "nomic-embed-text", input: "" }, status: 400, param: "input" },
-  { name: "embeddings: empty input array", path: "/v1/embeddings", body: { model: "nomic-embed-text", input: [] }, status: 400, param: "input" },
-  { name: "embeddings: input of numbers", path: "/v1/embeddings", body: { model: "nomic-embed-text", input: [1, 2, 3] }, status: 400, param: "input" },
+  {
+    name: "embeddings: empty input",
+    path: "/v1/embeddings",
+    body: { model: "nomic-embed-text", input: "" },
+    status: 400,
+    param: "input",
+  },
+  {
+    name: "embeddings: empty input array",
+    path: "/v1/embeddings",
+    body: { model: "nomic-embed-text", input: [] },
+    status: 400,
+    param: "input",
+  },
+  {
+    name: "embeddings: input of numbers",
+    path: "/v1/embeddings",
+    body: { model: "nomic-embed-text", input: [1, 2, 3] },
+    status: 400,
+    param: "input",
+  },
   {
     name: "embeddings: 3000 inputs",
     path: "/v1/embeddings",
@@ -250,20 +347,94 @@ const cases: Case[] = [
   },
   { name: "embeddings: missing model", path: "/v1/embeddings", body: { input: "a" }, status: 400, param: "model" },
   // --- legacy completions ---
-  { name: "completions: echo true", path: "/v1/completions", body: { model: "qwen3:8b", prompt: "hi", echo: true }, status: 400, param: "echo" },
-  { name: "completions: best_of 3", path: "/v1/completions", body: { model: "qwen3:8b", prompt: "hi", best_of: 3 }, status: 400, param: "best_of" },
-  { name: "completions: prompt array of 2", path: "/v1/completions", body: { model: "qwen3:8b", prompt: ["a", "b"] }, status: 400, param: "prompt" },
-  { name: "completions: prompt missing", path: "/v1/completions", body: { model: "qwen3:8b" }, status: 400, param: "prompt" },
-  { name: "completions: max_tokens -5", path: "/v1/completions", body: { model: "qwen3:8b", prompt: "hi", max_tokens: -5 }, status: 400, param: "max_tokens" },
+  {
+    name: "completions: echo true",
+    path: "/v1/completions",
+    body: { model: "qwen3:8b", prompt: "hi", echo: true },
+    status: 400,
+    param: "echo",
+  },
+  {
+    name: "completions: best_of 3",
+    path: "/v1/completions",
+    body: { model: "qwen3:8b", prompt: "hi", best_of: 3 },
+    status: 400,
+    param: "best_of",
+  },
+  {
+    name: "completions: prompt array of 2",
+    path: "/v1/completions",
+    body: { model: "qwen3:8b", prompt: ["a", "b"] },
+    status: 400,
+    param: "prompt",
+  },
+  {
+    name: "completions: prompt missing",
+    path: "/v1/completions",
+    body: { model: "qwen3:8b" },
+    status: 400,
+    param: "prompt",
+  },
+  {
+    name: "completions: max_tokens -5",
+    path: "/v1/completions",
+    body: { model: "qwen3:8b", prompt: "hi", max_tokens: -5 },
+    status: 400,
+    param: "max_tokens",
+  },
   // --- routes ---
-  { name: "GET on a POST-only route", method: "GET", path: "/v1/chat/completions", body: undefined, status: 404, code: "unknown_route" },
-  { name: "DELETE on models", method: "DELETE", path: "/v1/models", body: undefined, status: 404, code: "unknown_route" },
-  { name: "unknown route", method: "POST", path: "/v1/nothing-here", body: chat({}), status: 404, code: "unknown_route" },
+  {
+    name: "GET on a POST-only route",
+    method: "GET",
+    path: "/v1/chat/completions",
+    body: undefined,
+    status: 404,
+    code: "unknown_route",
+  },
+  {
+    name: "DELETE on models",
+    method: "DELETE",
+    path: "/v1/models",
+    body: undefined,
+    status: 404,
+    code: "unknown_route",
+  },
+  {
+    name: "unknown route",
+    method: "POST",
+    path: "/v1/nothing-here",
+    body: chat({}),
+    status: 404,
+    code: "unknown_route",
+  },
   { name: "path traversal route", method: "GET", path: "/v1/../../etc/passwd", body: undefined, status: 404 },
-  { name: "unknown model by id", method: "GET", path: "/v1/models/nope:0b", body: undefined, status: 404, param: "model", code: "model_not_found" },
+  {
+    name: "unknown model by id",
+    method: "GET",
+    path: "/v1/models/nope:0b",
+    body: undefined,
+    status: 404,
+    param: "model",
+    code: "model_not_found",
+  },
   // --- credentials ---
-  { name: "unknown route without auth is 401, not 404", path: "/v1/secret-route", body: chat({}), headers: JSON_CT, rawHeaders: true, status: 401 },
-  { name: "missing auth", body: chat({}), headers: JSON_CT, rawHeaders: true, status: 401, type: "authentication_error", code: "missing_token" },
+  {
+    name: "unknown route without auth is 401, not 404",
+    path: "/v1/secret-route",
+    body: chat({}),
+    headers: JSON_CT,
+    rawHeaders: true,
+    status: 401,
+  },
+  {
+    name: "missing auth",
+    body: chat({}),
+    headers: JSON_CT,
+    rawHeaders: true,
+    status: 401,
+    type: "authentication_error",
+    code: "missing_token",
+  },
   {
     name: "wrong token",
     body: chat({}),
@@ -272,10 +443,36 @@ const cases: Case[] = [
     status: 401,
     code: "invalid_api_key",
   },
-  { name: "Bearer with no token", body: chat({}), headers: { ...JSON_CT, authorization: "Bearer " }, rawHeaders: true, status: 401 },
-  { name: "Basic auth scheme", body: chat({}), headers: { ...JSON_CT, authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString("base64")}` }, rawHeaders: true, status: 401 },
-  { name: "token in the query string is not accepted", query: `?token=${TOKEN}`, body: chat({}), headers: JSON_CT, rawHeaders: true, status: 401 },
-  { name: "api_key in the query string is not accepted", query: `?api_key=${TOKEN}`, body: chat({}), headers: JSON_CT, rawHeaders: true, status: 401 },
+  {
+    name: "Bearer with no token",
+    body: chat({}),
+    headers: { ...JSON_CT, authorization: "Bearer " },
+    rawHeaders: true,
+    status: 401,
+  },
+  {
+    name: "Basic auth scheme",
+    body: chat({}),
+    headers: { ...JSON_CT, authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString("base64")}` },
+    rawHeaders: true,
+    status: 401,
+  },
+  {
+    name: "token in the query string is not accepted",
+    query: `?token=${TOKEN}`,
+    body: chat({}),
+    headers: JSON_CT,
+    rawHeaders: true,
+    status: 401,
+  },
+  {
+    name: "api_key in the query string is not accepted",
+    query: `?api_key=${TOKEN}`,
+    body: chat({}),
+    headers: JSON_CT,
+    rawHeaders: true,
+    status: 401,
+  },
   {
     name: "wrong X-AppHub-Proxy-Token",
     body: chat({}),
@@ -288,7 +485,11 @@ const cases: Case[] = [
 async function send(c: Case): Promise<Response> {
   const headers = c.rawHeaders ? { ...c.headers } : { ...AUTH, ...JSON_CT, ...c.headers };
   const body =
-    c.body === undefined ? undefined : typeof c.body === "string" || Buffer.isBuffer(c.body) ? (c.body as string | Buffer) : JSON.stringify(c.body);
+    c.body === undefined
+      ? undefined
+      : typeof c.body === "string" || Buffer.isBuffer(c.body)
+        ? (c.body as string | Buffer)
+        : JSON.stringify(c.body);
   return fetch(`${h.url}${c.path ?? "/v1/chat/completions"}${c.query ?? ""}`, {
     method: c.method ?? "POST",
     headers,
@@ -319,7 +520,9 @@ describe("hostile REST requests", () => {
     const text = await res.text();
     expect(res.status, text).toBe(c.status);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-    const body = JSON.parse(text) as { error: { message: string; type: string; param: string | null; code: string | null } };
+    const body = JSON.parse(text) as {
+      error: { message: string; type: string; param: string | null; code: string | null };
+    };
     expect(Object.keys(body)).toEqual(["error"]);
     expect(typeof body.error.message).toBe("string");
     expect(body.error.message.length).toBeGreaterThan(0);
@@ -343,7 +546,11 @@ describe("hostile REST requests", () => {
   it("a field that is merely named constructor or __proto__-like data reaches the upstream intact", async () => {
     const parameters = {
       type: "object",
-      properties: { constructor: { type: "string" }, prototype: { type: "string" }, note: { type: "string", description: "say \u00e9" } },
+      properties: {
+        constructor: { type: "string" },
+        prototype: { type: "string" },
+        note: { type: "string", description: "say \u00e9" },
+      },
     };
     const res = await fetch(`${h.url}/v1/chat/completions`, {
       method: "POST",
@@ -351,7 +558,9 @@ describe("hostile REST requests", () => {
       body: JSON.stringify(chat({ tools: [{ type: "function", function: { name: "make", parameters } }] })),
     });
     expect(res.status).toBe(200);
-    const sent = h.ollama.requests.findLast((r) => r.path === "/api/chat")!.body as { tools: { function: { parameters: unknown } }[] };
+    const sent = h.ollama.requests.findLast((r) => r.path === "/api/chat")!.body as {
+      tools: { function: { parameters: unknown } }[];
+    };
     expect(sent.tools[0]!.function.parameters).toEqual(parameters);
   });
 
@@ -425,7 +634,10 @@ describe("raw protocol abuse", () => {
   });
 
   it("a body shorter than its Content-Length does not wedge the server", async () => {
-    await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":`, true);
+    await raw(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":`,
+      true,
+    );
     await goodRequest();
   });
 });
@@ -443,12 +655,17 @@ describe("hostile RPC calls (connect-node)", () => {
   }
 
   async function goodRpc(): Promise<void> {
-    const res = await clients().completion.chat({ model: "qwen3:8b", messages: [{ role: Role.USER, content: "rpc ok?" }] });
+    const res = await clients().completion.chat({
+      model: "qwen3:8b",
+      messages: [{ role: Role.USER, content: "rpc ok?" }],
+    });
     expect(res.message?.content).toContain("rpc ok?");
   }
 
   it("missing role -> invalid_argument", async () => {
-    expect(await codeOf(clients().completion.chat({ model: "qwen3:8b", messages: [{ content: "hi" }] }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(clients().completion.chat({ model: "qwen3:8b", messages: [{ content: "hi" }] }))).toBe(
+      Code.InvalidArgument,
+    );
     await goodRpc();
   });
 
@@ -493,7 +710,9 @@ describe("hostile RPC calls (connect-node)", () => {
     expect(await codeOf(grpc.completion.chat(big))).toBe(Code.ResourceExhausted);
     // The refused h2 stream is released (not kept until the session ends) and logged as refused.
     await expect
-      .poll(() => h.logs.slice(mark).find((l) => l.msg === "request" && l.protocol === "grpc")?.status, { timeout: 2_000 })
+      .poll(() => h.logs.slice(mark).find((l) => l.msg === "request" && l.protocol === "grpc")?.status, {
+        timeout: 2_000,
+      })
       .toBe("resource_exhausted");
     await goodRpc();
   });
@@ -526,7 +745,13 @@ describe("hostile RPC calls (connect-node)", () => {
     expect(["invalid_argument", "internal"]).toContain(json.code);
     expect(json.message).toMatch(/parse binary/);
     await expect
-      .poll(() => h.logs.slice(mark).find((l) => l.msg === "request" && String(l.url).endsWith("CompletionService/Chat") && l.status !== "ok")?.status)
+      .poll(
+        () =>
+          h.logs
+            .slice(mark)
+            .find((l) => l.msg === "request" && String(l.url).endsWith("CompletionService/Chat") && l.status !== "ok")
+            ?.status,
+      )
       .toBe(json.code);
     await goodRpc();
   });

@@ -53,7 +53,11 @@ async function connectError(p: Promise<unknown>): Promise<ConnectError> {
 const weatherTool = {
   name: "get_weather",
   description: "Current weather of a city",
-  parameters: { type: "object", properties: { city: { type: "string" }, days: { type: "number" } }, required: ["city"] },
+  parameters: {
+    type: "object",
+    properties: { city: { type: "string" }, days: { type: "number" } },
+    required: ["city"],
+  },
 };
 
 describe("Chat", () => {
@@ -81,7 +85,15 @@ describe("Chat", () => {
       { role: "system", content: "be brief" },
       { role: "user", content: "salut" },
     ]);
-    expect(sent.options).toEqual({ temperature: 0.2, top_p: 0.9, num_predict: 64, stop: ["\n\n"], seed: 7, top_k: 20, num_ctx: 8192 });
+    expect(sent.options).toEqual({
+      temperature: 0.2,
+      top_p: 0.9,
+      num_predict: 64,
+      stop: ["\n\n"],
+      seed: 7,
+      top_k: 20,
+      num_ctx: 8192,
+    });
   });
 
   it("returns tool calls with string arguments and ids (finish reason TOOL_CALLS), and sends tool results back", async () => {
@@ -121,7 +133,10 @@ describe("Chat", () => {
       tools: [weatherTool],
     });
     const followUp = bodyOf(upstream("/api/chat")[1]).messages as Record<string, unknown>[];
-    expect(followUp[1]).toMatchObject({ role: "assistant", tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris", days: 2 } } }] });
+    expect(followUp[1]).toMatchObject({
+      role: "assistant",
+      tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris", days: 2 } } }],
+    });
     expect(followUp[2]).toEqual({ role: "tool", content: '{"temp":21}', tool_name: "get_weather" });
   });
 
@@ -137,29 +152,39 @@ describe("ChatStream", () => {
   it.each([
     ["connect", () => ag],
     ["grpc", () => grpc],
-  ] as const)("streams reasoning and content deltas, then one final frame with finish reason and usage (%s)", async (_name, client) => {
-    h.ollama.enqueue({ thinking: ["Let me", " think."], content: ["Hel", "lo ", "world"], promptEvalCount: 11, evalCount: 5 });
-    const frames = await collect(client().completion.chatStream({ model: "qwen3:8b", messages: [user("hello")] }));
-    expect(bodyOf(upstream("/api/chat")[0]).stream).toBe(true);
-    const final = frames.at(-1)!;
-    const deltas = frames.slice(0, -1);
-    expect(deltas.map((f) => f.reasoningDelta).join("")).toBe("Let me think.");
-    expect(deltas.map((f) => f.contentDelta).filter(Boolean)).toEqual(["Hel", "lo ", "world"]);
-    for (const f of deltas) {
-      expect(f.finishReason).toBe(FinishReason.UNSPECIFIED);
-      expect(f.usage).toBeUndefined();
-    }
-    expect(final.finishReason).toBe(FinishReason.STOP);
-    expect(final.usage).toMatchObject({ promptTokens: 11, completionTokens: 5, totalTokens: 16 });
-    expect(final.contentDelta).toBe("");
-    expect(new Set(frames.map((f) => f.id)).size).toBe(1);
-    expect(frames[0]!.id).toMatch(/^chatcmpl-/);
-    expect(frames.every((f) => f.model === "qwen3:8b" && f.backend === "ollama")).toBe(true);
-  });
+  ] as const)(
+    "streams reasoning and content deltas, then one final frame with finish reason and usage (%s)",
+    async (_name, client) => {
+      h.ollama.enqueue({
+        thinking: ["Let me", " think."],
+        content: ["Hel", "lo ", "world"],
+        promptEvalCount: 11,
+        evalCount: 5,
+      });
+      const frames = await collect(client().completion.chatStream({ model: "qwen3:8b", messages: [user("hello")] }));
+      expect(bodyOf(upstream("/api/chat")[0]).stream).toBe(true);
+      const final = frames.at(-1)!;
+      const deltas = frames.slice(0, -1);
+      expect(deltas.map((f) => f.reasoningDelta).join("")).toBe("Let me think.");
+      expect(deltas.map((f) => f.contentDelta).filter(Boolean)).toEqual(["Hel", "lo ", "world"]);
+      for (const f of deltas) {
+        expect(f.finishReason).toBe(FinishReason.UNSPECIFIED);
+        expect(f.usage).toBeUndefined();
+      }
+      expect(final.finishReason).toBe(FinishReason.STOP);
+      expect(final.usage).toMatchObject({ promptTokens: 11, completionTokens: 5, totalTokens: 16 });
+      expect(final.contentDelta).toBe("");
+      expect(new Set(frames.map((f) => f.id)).size).toBe(1);
+      expect(frames[0]!.id).toMatch(/^chatcmpl-/);
+      expect(frames.every((f) => f.model === "qwen3:8b" && f.backend === "ollama")).toBe(true);
+    },
+  );
 
   it("streams tool calls once, with string arguments, then finish reason TOOL_CALLS", async () => {
     h.ollama.enqueue({ toolCalls: [{ name: "get_weather", arguments: { city: "Oslo" } }], chunkDelayMs: 5 });
-    const frames = await collect(ag.completion.chatStream({ model: "llama3.2:3b", messages: [user("weather?")], tools: [weatherTool] }));
+    const frames = await collect(
+      ag.completion.chatStream({ model: "llama3.2:3b", messages: [user("weather?")], tools: [weatherTool] }),
+    );
     const calls = frames.flatMap((f) => f.toolCalls);
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({ name: "get_weather", arguments: '{"city":"Oslo"}' });
@@ -168,7 +193,13 @@ describe("ChatStream", () => {
   });
 
   it("stops at max_tokens with finish reason LENGTH", async () => {
-    const frames = await collect(ag.completion.chatStream({ model: "llama3.2:3b", messages: [user("one two three four five")], options: { maxTokens: 2 } }));
+    const frames = await collect(
+      ag.completion.chatStream({
+        model: "llama3.2:3b",
+        messages: [user("one two three four five")],
+        options: { maxTokens: 2 },
+      }),
+    );
     expect(frames.map((f) => f.contentDelta).join("")).toBe("You said:");
     expect(frames.at(-1)!.finishReason).toBe(FinishReason.LENGTH);
   });
@@ -177,17 +208,32 @@ describe("ChatStream", () => {
 describe("Complete and CompleteStream", () => {
   it("Complete continues a prompt through /api/generate with mapped options", async () => {
     h.ollama.enqueue({ content: ["def add(a, b):", "\n    return a + b"], promptEvalCount: 6, evalCount: 2 });
-    const res = await ag.completion.complete({ model: "llama3.2:3b", prompt: "# add two numbers\n", suffix: "\n# end", options: { temperature: 0, stop: ["\n\n"] } });
+    const res = await ag.completion.complete({
+      model: "llama3.2:3b",
+      prompt: "# add two numbers\n",
+      suffix: "\n# end",
+      options: { temperature: 0, stop: ["\n\n"] },
+    });
     expect(res.text).toBe("def add(a, b):\n    return a + b");
     expect(res.finishReason).toBe(FinishReason.STOP);
     expect(res.usage).toMatchObject({ promptTokens: 6, completionTokens: 2, totalTokens: 8 });
     expect(res.id).toMatch(/^cmpl-/);
     const sent = bodyOf(upstream("/api/generate")[0]);
-    expect(sent).toMatchObject({ model: "llama3.2:3b", prompt: "# add two numbers\n", suffix: "\n# end", stream: true, options: { temperature: 0, stop: ["\n\n"] } });
+    expect(sent).toMatchObject({
+      model: "llama3.2:3b",
+      prompt: "# add two numbers\n",
+      suffix: "\n# end",
+      stream: true,
+      options: { temperature: 0, stop: ["\n\n"] },
+    });
   });
 
   it("Complete reports LENGTH when max_tokens cuts the answer", async () => {
-    const res = await ag.completion.complete({ model: "llama3.2:3b", prompt: "a b c d e f", options: { maxTokens: 3 } });
+    const res = await ag.completion.complete({
+      model: "llama3.2:3b",
+      prompt: "a b c d e f",
+      options: { maxTokens: 3 },
+    });
     expect(res.text).toBe("You said: a");
     expect(res.finishReason).toBe(FinishReason.LENGTH);
     expect(bodyOf(upstream("/api/generate")[0]).options).toEqual({ num_predict: 3 });
@@ -198,7 +244,10 @@ describe("Complete and CompleteStream", () => {
     const frames = await collect(grpc.completion.completeStream({ model: "llama3.2:3b", prompt: "tell me a story" }));
     expect(frames.map((f) => f.textDelta).join("")).toBe("once upon a time");
     expect(frames.slice(0, -1).every((f) => f.finishReason === FinishReason.UNSPECIFIED && !f.usage)).toBe(true);
-    expect(frames.at(-1)).toMatchObject({ finishReason: FinishReason.STOP, usage: { promptTokens: 3, completionTokens: 3, totalTokens: 6 } });
+    expect(frames.at(-1)).toMatchObject({
+      finishReason: FinishReason.STOP,
+      usage: { promptTokens: 3, completionTokens: 3, totalTokens: 6 },
+    });
     expect(new Set(frames.map((f) => f.id)).size).toBe(1);
     expect(bodyOf(upstream("/api/generate")[0]).stream).toBe(true);
   });
@@ -211,12 +260,20 @@ describe("ListModels", () => {
     const byId = new Map(res.models.map((m) => [m.id, m]));
     expect([...byId.keys()].sort()).toEqual(["llama3.2:3b", "nomic-embed-text:latest", "qwen3:8b"]);
     const qwen = byId.get("qwen3:8b")!;
-    expect(qwen).toMatchObject({ backend: "ollama", contextWindow: 40_960, family: "qwen3", parameterSize: "8.2B", sizeBytes: 5_225_388_164n });
+    expect(qwen).toMatchObject({
+      backend: "ollama",
+      contextWindow: 40_960,
+      family: "qwen3",
+      parameterSize: "8.2B",
+      sizeBytes: 5_225_388_164n,
+    });
     expect([...qwen.capabilities].sort()).toEqual(
       [ModelCapability.CHAT, ModelCapability.COMPLETION, ModelCapability.TOOLS, ModelCapability.THINKING].sort(),
     );
     expect(byId.get("llama3.2:3b")).toMatchObject({ contextWindow: 131_072 });
-    expect([...byId.get("llama3.2:3b")!.capabilities].sort()).toEqual([ModelCapability.CHAT, ModelCapability.COMPLETION, ModelCapability.TOOLS].sort());
+    expect([...byId.get("llama3.2:3b")!.capabilities].sort()).toEqual(
+      [ModelCapability.CHAT, ModelCapability.COMPLETION, ModelCapability.TOOLS].sort(),
+    );
     const embed = byId.get("nomic-embed-text:latest")!;
     expect(embed).toMatchObject({ contextWindow: 2048, quantization: "F16" });
     expect(embed.capabilities).toEqual([ModelCapability.EMBEDDING]);
@@ -250,20 +307,82 @@ describe("Embed", () => {
 describe("invalid requests", () => {
   const msgs = [user("hi")];
   const cases: { name: string; call: () => Promise<unknown>; field: string }[] = [
-    { name: "chat without messages", call: () => ag.completion.chat({ model: "qwen3:8b", messages: [] }), field: "messages" },
-    { name: "message without role", call: () => ag.completion.chat({ messages: [{ content: "hi" }] }), field: "messages[0].role" },
-    { name: "empty user message", call: () => ag.completion.chat({ messages: [user("hi"), user("")] }), field: "messages[1].content" },
-    { name: "tool message without id", call: () => ag.completion.chat({ messages: [user("hi"), { role: Role.TOOL, content: "42" }] }), field: "messages[1].tool_call_id" },
-    { name: "temperature above 2", call: () => ag.completion.chat({ messages: msgs, options: { temperature: 3 } }), field: "temperature" },
-    { name: "top_p above 1", call: () => collect(ag.completion.chatStream({ messages: msgs, options: { topP: 1.5 } })), field: "top_p" },
-    { name: "bad tool name", call: () => ag.completion.chat({ messages: msgs, tools: [{ name: "get weather!" }] }), field: "tools[0].function.name" },
-    { name: "tool_choice of unknown function", call: () => ag.completion.chat({ messages: msgs, tools: [weatherTool], toolChoice: { choice: { case: "functionName", value: "other" } } }), field: "tool_choice" },
-    { name: "json schema format without schema", call: () => ag.completion.chat({ messages: msgs, responseFormat: { type: ResponseFormatType.JSON_SCHEMA } }), field: "response_format.json_schema" },
-    { name: "max_tokens 0", call: () => ag.completion.complete({ prompt: "x", options: { maxTokens: 0 } }), field: "max_tokens" },
-    { name: "five stop sequences", call: () => collect(grpc.completion.completeStream({ prompt: "x", options: { stop: ["a", "b", "c", "d", "e"] } })), field: "stop" },
-    { name: "model id with whitespace", call: () => ag.completion.complete({ model: "qwen3 8b", prompt: "x" }), field: "model" },
-    { name: "embed without inputs", call: () => ag.completion.embed({ model: "nomic-embed-text", inputs: [] }), field: "input" },
-    { name: "embed with an empty input", call: () => grpc.completion.embed({ model: "nomic-embed-text", inputs: ["ok", ""] }), field: "input[1]" },
+    {
+      name: "chat without messages",
+      call: () => ag.completion.chat({ model: "qwen3:8b", messages: [] }),
+      field: "messages",
+    },
+    {
+      name: "message without role",
+      call: () => ag.completion.chat({ messages: [{ content: "hi" }] }),
+      field: "messages[0].role",
+    },
+    {
+      name: "empty user message",
+      call: () => ag.completion.chat({ messages: [user("hi"), user("")] }),
+      field: "messages[1].content",
+    },
+    {
+      name: "tool message without id",
+      call: () => ag.completion.chat({ messages: [user("hi"), { role: Role.TOOL, content: "42" }] }),
+      field: "messages[1].tool_call_id",
+    },
+    {
+      name: "temperature above 2",
+      call: () => ag.completion.chat({ messages: msgs, options: { temperature: 3 } }),
+      field: "temperature",
+    },
+    {
+      name: "top_p above 1",
+      call: () => collect(ag.completion.chatStream({ messages: msgs, options: { topP: 1.5 } })),
+      field: "top_p",
+    },
+    {
+      name: "bad tool name",
+      call: () => ag.completion.chat({ messages: msgs, tools: [{ name: "get weather!" }] }),
+      field: "tools[0].function.name",
+    },
+    {
+      name: "tool_choice of unknown function",
+      call: () =>
+        ag.completion.chat({
+          messages: msgs,
+          tools: [weatherTool],
+          toolChoice: { choice: { case: "functionName", value: "other" } },
+        }),
+      field: "tool_choice",
+    },
+    {
+      name: "json schema format without schema",
+      call: () => ag.completion.chat({ messages: msgs, responseFormat: { type: ResponseFormatType.JSON_SCHEMA } }),
+      field: "response_format.json_schema",
+    },
+    {
+      name: "max_tokens 0",
+      call: () => ag.completion.complete({ prompt: "x", options: { maxTokens: 0 } }),
+      field: "max_tokens",
+    },
+    {
+      name: "five stop sequences",
+      call: () =>
+        collect(grpc.completion.completeStream({ prompt: "x", options: { stop: ["a", "b", "c", "d", "e"] } })),
+      field: "stop",
+    },
+    {
+      name: "model id with whitespace",
+      call: () => ag.completion.complete({ model: "qwen3 8b", prompt: "x" }),
+      field: "model",
+    },
+    {
+      name: "embed without inputs",
+      call: () => ag.completion.embed({ model: "nomic-embed-text", inputs: [] }),
+      field: "input",
+    },
+    {
+      name: "embed with an empty input",
+      call: () => grpc.completion.embed({ model: "nomic-embed-text", inputs: ["ok", ""] }),
+      field: "input[1]",
+    },
   ];
 
   it.each(cases)("$name → invalid_argument naming $field, without calling upstream", async ({ call, field }) => {
@@ -276,25 +395,44 @@ describe("invalid requests", () => {
 
 describe("deadlines", () => {
   it.each([
-    ["Chat over connect", () => ag.completion.chat({ model: "llama3.2:3b", messages: [user("slow")] }, { timeoutMs: 300 }), "/api/chat"],
-    ["ChatStream over grpc", () => collect(grpc.completion.chatStream({ model: "llama3.2:3b", messages: [user("slow")] }, { timeoutMs: 300 })), "/api/chat"],
-    ["Complete over grpc", () => grpc.completion.complete({ model: "llama3.2:3b", prompt: "slow" }, { timeoutMs: 300 }), "/api/generate"],
-  ] as const)("%s: a client timeoutMs gives deadline_exceeded and aborts the upstream request", async (_name, call, path) => {
-    h.ollama.enqueue({ firstByteDelayMs: 10_000 });
-    const started = performance.now();
-    const err = await connectError(call());
-    expect(err.code).toBe(Code.DeadlineExceeded);
-    expect(performance.now() - started).toBeLessThan(2_000);
-    const aborted = await h.ollama.waitForAbort(3_000);
-    expect(aborted.path).toBe(path);
-  });
+    [
+      "Chat over connect",
+      () => ag.completion.chat({ model: "llama3.2:3b", messages: [user("slow")] }, { timeoutMs: 300 }),
+      "/api/chat",
+    ],
+    [
+      "ChatStream over grpc",
+      () => collect(grpc.completion.chatStream({ model: "llama3.2:3b", messages: [user("slow")] }, { timeoutMs: 300 })),
+      "/api/chat",
+    ],
+    [
+      "Complete over grpc",
+      () => grpc.completion.complete({ model: "llama3.2:3b", prompt: "slow" }, { timeoutMs: 300 }),
+      "/api/generate",
+    ],
+  ] as const)(
+    "%s: a client timeoutMs gives deadline_exceeded and aborts the upstream request",
+    async (_name, call, path) => {
+      h.ollama.enqueue({ firstByteDelayMs: 10_000 });
+      const started = performance.now();
+      const err = await connectError(call());
+      expect(err.code).toBe(Code.DeadlineExceeded);
+      expect(performance.now() - started).toBeLessThan(2_000);
+      const aborted = await h.ollama.waitForAbort(3_000);
+      expect(aborted.path).toBe(path);
+    },
+  );
 
   it("a stream that stalls mid-way is cut at the deadline too", async () => {
     h.ollama.enqueue({ content: ["a", "b", "c", "d"], chunkDelayMs: 400 });
     const frames: string[] = [];
     const err = await connectError(
       (async () => {
-        for await (const f of ag.completion.chatStream({ model: "llama3.2:3b", messages: [user("x")] }, { timeoutMs: 600 })) frames.push(f.contentDelta);
+        for await (const f of ag.completion.chatStream(
+          { model: "llama3.2:3b", messages: [user("x")] },
+          { timeoutMs: 600 },
+        ))
+          frames.push(f.contentDelta);
       })(),
     );
     expect(err.code).toBe(Code.DeadlineExceeded);
@@ -309,7 +447,10 @@ describe("deadlines", () => {
     const frames: string[] = [];
     const err = await connectError(
       (async () => {
-        for await (const f of grpc.completion.chatStream({ model: "llama3.2:3b", messages: [user("x")] }, { signal: ac.signal })) {
+        for await (const f of grpc.completion.chatStream(
+          { model: "llama3.2:3b", messages: [user("x")] },
+          { signal: ac.signal },
+        )) {
           frames.push(f.contentDelta);
           ac.abort();
         }

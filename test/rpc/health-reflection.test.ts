@@ -22,14 +22,8 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   file_grpc_health_v1_health,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import {
-  ServerReflection,
-  ServerReflectionRequestSchema,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import type {
-  ServerReflectionRequest,
-  ServerReflectionResponse,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import type { ServerReflectionRequest, ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { HealthRegistry, registerHealth } from "../../src/rpc/health.js";
 import { registerReflection } from "../../src/rpc/reflection.js";
 
@@ -43,8 +37,7 @@ const registry = new HealthRegistry({ [CompletionService.typeName]: true });
 
 function routes(router: ConnectRouter): void {
   router.service(CompletionService, {
-    listModels: () =>
-      create(ListModelsResponseSchema, { models: [{ id: "test-model", backend: "fake" }] }),
+    listModels: () => create(ListModelsResponseSchema, { models: [{ id: "test-model", backend: "fake" }] }),
   });
   registerHealth(router, registry);
   registerReflection(
@@ -196,7 +189,11 @@ describe("grpc.reflection.v1.ServerReflection", () => {
       { case: "fileByFilename", value: "nope.proto" },
       {
         case: "fileContainingExtension",
-        value: { $typeName: "grpc.reflection.v1.ExtensionRequest", containingType: "agentgate.v1.ChatMessage", extensionNumber: 100 },
+        value: {
+          $typeName: "grpc.reflection.v1.ExtensionRequest",
+          containingType: "agentgate.v1.ChatMessage",
+          extensionNumber: 100,
+        },
       },
       { case: "allExtensionNumbersOfType", value: "agentgate.v1.Nope" },
       { case: "allExtensionNumbersOfType", value: "agentgate.v1.ChatMessage" },

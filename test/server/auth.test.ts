@@ -62,16 +62,18 @@ describe("TokenAuth (unit)", () => {
 
   it("rejects missing, empty and malformed credentials as unauthenticated", () => {
     const auth = new TokenAuth(TOKEN);
-    const kinds = ([
-      {},
-      { authorization: "Bearer " },
-      { authorization: "Bearer" },
-      { authorization: TOKEN },
-      { authorization: `Basic ${TOKEN}` },
-      { authorization: `Bearer ${TOKEN} extra` },
-      { "x-apphub-proxy-token": "" },
-      { "x-apphub-proxy-token": OTHER },
-    ] as Record<string, string>[]).map((h) => {
+    const kinds = (
+      [
+        {},
+        { authorization: "Bearer " },
+        { authorization: "Bearer" },
+        { authorization: TOKEN },
+        { authorization: `Basic ${TOKEN}` },
+        { authorization: `Bearer ${TOKEN} extra` },
+        { "x-apphub-proxy-token": "" },
+        { "x-apphub-proxy-token": OTHER },
+      ] as Record<string, string>[]
+    ).map((h) => {
       try {
         auth.check(headers(h));
         return "accepted";
@@ -101,7 +103,9 @@ describe("with AUTH_TOKEN set", () => {
   beforeAll(async () => {
     h = await startGateway({ env: { AUTH_TOKEN: TOKEN, LOG_LEVEL: "trace" } });
     // Every route /openapi.json documents, plus /openapi.json itself: new routes are covered too.
-    const doc = (await (await fetch(`${h.url}/openapi.json`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+    const doc = (await (
+      await fetch(`${h.url}/openapi.json`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json()) as {
       paths: Record<string, Record<string, unknown>>;
     };
     const bodies: Record<string, unknown> = {
@@ -147,7 +151,12 @@ describe("with AUTH_TOKEN set", () => {
 
   it("every route but /healthz answers 401 with an OpenAI error and WWW-Authenticate without a token", async () => {
     for (const r of restRoutes.filter((x) => x.path !== "/healthz")) {
-      const variants: Record<string, string>[] = [{}, { authorization: `Bearer ${OTHER}` }, { authorization: "Bearer " }, { "x-apphub-proxy-token": OTHER }];
+      const variants: Record<string, string>[] = [
+        {},
+        { authorization: `Bearer ${OTHER}` },
+        { authorization: "Bearer " },
+        { "x-apphub-proxy-token": OTHER },
+      ];
       for (const headers of variants) {
         const res = await call(r, headers);
         const label = `${r.method} ${r.path} ${JSON.stringify(headers)}`;
@@ -164,7 +173,10 @@ describe("with AUTH_TOKEN set", () => {
 
   it("every route answers with the token as Bearer and as X-AppHub-Proxy-Token", async () => {
     for (const r of restRoutes) {
-      const variants: Record<string, string>[] = [{ authorization: `Bearer ${TOKEN}` }, { "x-apphub-proxy-token": TOKEN }];
+      const variants: Record<string, string>[] = [
+        { authorization: `Bearer ${TOKEN}` },
+        { "x-apphub-proxy-token": TOKEN },
+      ];
       for (const headers of variants) {
         const res = await call(r, headers);
         expect(res.status, `${r.method} ${r.path}`).toBe(200);
@@ -216,7 +228,11 @@ describe("with AUTH_TOKEN set", () => {
     expect(res.status).toBe(401);
     const authed = await fetch(`${h.url}/agentgate.v1.CompletionService/NoSuchMethod`, {
       method: "POST",
-      headers: { "content-type": "application/json", "connect-protocol-version": "1", authorization: `Bearer ${TOKEN}` },
+      headers: {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+        authorization: `Bearer ${TOKEN}`,
+      },
       body: "{}",
     });
     expect(authed.status).toBe(404);
@@ -260,14 +276,19 @@ describe("with AUTH_TOKEN set", () => {
     }
     const rpc = createAgentgateClients({ baseUrl: h.url, token: TOKEN, protocol: "grpc" });
     await rpc.completion.listModels({});
-    await codeOf(createAgentgateClients({ baseUrl: h.url, token: `${TOKEN}-wrong`, httpVersion: "1.1" }).completion.listModels({}));
+    await codeOf(
+      createAgentgateClients({ baseUrl: h.url, token: `${TOKEN}-wrong`, httpVersion: "1.1" }).completion.listModels({}),
+    );
     await expect.poll(() => h.logs.length - before).toBeGreaterThanOrEqual(attempts.length + 2);
     const text = JSON.stringify(h.logs);
     expect(text).not.toContain(TOKEN);
     expect(text).not.toContain(enc);
     expect(text).not.toContain(Buffer.from(TOKEN).toString("base64"));
     // The request lines are there, with the query values redacted.
-    const urls = h.logs.slice(before).map((l) => l.url).filter(Boolean) as string[];
+    const urls = h.logs
+      .slice(before)
+      .map((l) => l.url)
+      .filter(Boolean) as string[];
     expect(urls).toContain("/v1/models?token=[Redacted]");
   });
 });
@@ -289,7 +310,8 @@ describe("RATE_LIMIT_RPM", () => {
       expect((await get({ authorization: `Bearer ${OTHER}` })).status).toBe(401);
       expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
     }
-    for (let i = 0; i < 3; i++) expect((await get({ authorization: `Bearer ${TOKEN}` })).status, `request ${i + 1}`).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await get({ authorization: `Bearer ${TOKEN}` })).status, `request ${i + 1}`).toBe(200);
     const res = await get({ "x-apphub-proxy-token": TOKEN });
     expect(res.status).toBe(429);
     const body = (await res.json()) as OpenAIError;
@@ -310,11 +332,13 @@ describe("RATE_LIMIT_RPM", () => {
       for (let i = 0; i < 3; i++) await c.completion.listModels({});
       expect(await codeOf(c.completion.listModels({}))).toBe(Code.ResourceExhausted);
       const c11 = createAgentgateClients({ baseUrl: fresh.url, token: TOKEN, httpVersion: "1.1" });
-      expect(await codeOf(c11.completion.chat({ model: "qwen3:8b", messages: [{ role: Role.USER, content: "hi" }] }))).toBe(
-        Code.ResourceExhausted,
-      );
+      expect(
+        await codeOf(c11.completion.chat({ model: "qwen3:8b", messages: [{ role: Role.USER, content: "hi" }] })),
+      ).toBe(Code.ResourceExhausted);
       // REST shares the bucket.
-      expect((await fetch(`${fresh.url}/v1/models`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(429);
+      expect((await fetch(`${fresh.url}/v1/models`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(
+        429,
+      );
     } finally {
       await fresh.close();
     }

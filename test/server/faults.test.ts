@@ -92,11 +92,14 @@ describe("upstream faults", () => {
     expect(((await one.json()) as OpenAIError).error.message).toMatch(/unreachable/);
     // RPC: unavailable.
     const c = createAgentgateClients({ baseUrl: h.url, httpVersion: "1.1" });
-    expect(await rpcCode(c.completion.chat({ model: "qwen3:8b", messages: [{ role: Role.USER, content: "hi" }] }))).toBe(
-      Code.Unavailable,
-    );
+    expect(
+      await rpcCode(c.completion.chat({ model: "qwen3:8b", messages: [{ role: Role.USER, content: "hi" }] })),
+    ).toBe(Code.Unavailable);
     // /healthz says degraded but answers.
-    const health = (await (await fetch(`${h.url}/healthz`)).json()) as { status: string; backends: { ok: boolean; detail: string }[] };
+    const health = (await (await fetch(`${h.url}/healthz`)).json()) as {
+      status: string;
+      backends: { ok: boolean; detail: string }[];
+    };
     expect(health.status).toBe("degraded");
     expect(health.backends[0]!.ok).toBe(false);
     // Back up: served again.
@@ -123,11 +126,21 @@ describe("upstream faults", () => {
     h.ollama.enqueue({ httpError: { status: 500, message: "boom" } });
     expect((await post(h, "/v1/chat/completions", CHAT)).status).toBe(502);
     const text = await metricsText(h);
-    expect(text).toMatch(/^agentgate_requests_total\{protocol="rest",route="\/v1\/chat\/completions",status="502"\} [1-9]\d*$/m);
-    expect(text).toMatch(/^agentgate_requests_total\{protocol="rest",route="\/v1\/chat\/completions",status="503"\} [1-9]\d*$/m);
-    expect(text).toMatch(/^agentgate_upstream_errors_total\{backend="ollama",operation="chat",kind="upstream_error"\} [1-9]\d*$/m);
-    expect(text).toMatch(/^agentgate_upstream_errors_total\{backend="ollama",operation="chat",kind="unavailable"\} [1-9]\d*$/m);
-    expect(text).toMatch(/^agentgate_upstream_errors_total\{backend="ollama",operation="embed",kind="unavailable"\} [1-9]\d*$/m);
+    expect(text).toMatch(
+      /^agentgate_requests_total\{protocol="rest",route="\/v1\/chat\/completions",status="502"\} [1-9]\d*$/m,
+    );
+    expect(text).toMatch(
+      /^agentgate_requests_total\{protocol="rest",route="\/v1\/chat\/completions",status="503"\} [1-9]\d*$/m,
+    );
+    expect(text).toMatch(
+      /^agentgate_upstream_errors_total\{backend="ollama",operation="chat",kind="upstream_error"\} [1-9]\d*$/m,
+    );
+    expect(text).toMatch(
+      /^agentgate_upstream_errors_total\{backend="ollama",operation="chat",kind="unavailable"\} [1-9]\d*$/m,
+    );
+    expect(text).toMatch(
+      /^agentgate_upstream_errors_total\{backend="ollama",operation="embed",kind="unavailable"\} [1-9]\d*$/m,
+    );
   });
 
   for (const [label, script] of [
@@ -204,7 +217,9 @@ describe("upstream faults", () => {
       await expect.poll(() => h.ollama.requests.some((r) => r.path !== "/api/version")).toBe(true);
       ac.abort();
       expect((await pending) as Error).toBeInstanceOf(Error);
-      expect((await h.ollama.waitForAbort(2_000)).path).toBe(path === "/v1/completions" ? "/api/generate" : "/api/chat");
+      expect((await h.ollama.waitForAbort(2_000)).path).toBe(
+        path === "/v1/completions" ? "/api/generate" : "/api/chat",
+      );
       h.ollama.reset();
     }
   });
@@ -280,7 +295,9 @@ describe("UPSTREAM_TIMEOUT_MS", () => {
     expect(ok.status).toBe(200);
     const evs = events(await ok.text());
     expect(evs.at(-1)).toBe("[DONE]");
-    expect(evs.map((e) => (e as { choices?: { delta: { content?: string } }[] }).choices?.[0]?.delta.content ?? "").join("")).toBe("a b c d e ");
+    expect(
+      evs.map((e) => (e as { choices?: { delta: { content?: string } }[] }).choices?.[0]?.delta.content ?? "").join(""),
+    ).toBe("a b c d e ");
   });
 
   it("a stream that goes silent mid-way is cut after UPSTREAM_TIMEOUT_MS: an upstream_timeout event, then [DONE]", async () => {

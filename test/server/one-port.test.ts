@@ -19,7 +19,12 @@ import {
   Role,
   type AgentgateClients,
 } from "../../clients/index.js";
-import { ServerReflection, ServerReflectionRequestSchema, type ServerReflectionRequest, type ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import {
+  ServerReflection,
+  ServerReflectionRequestSchema,
+  type ServerReflectionRequest,
+  type ServerReflectionResponse,
+} from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import type { PolyglotServer } from "../../src/server/polyglot-server.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
 
@@ -38,7 +43,11 @@ beforeAll(async () => {
   h = await startGateway({ env: { AUTH_TOKEN: TOKEN } });
   const server = h.gate.app.server as unknown as PolyglotServer;
   const record = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
-    seen.push({ version: req.httpVersion, path: (req.url ?? "").split("?")[0]!, contentType: String(req.headers["content-type"] ?? "") });
+    seen.push({
+      version: req.httpVersion,
+      path: (req.url ?? "").split("?")[0]!,
+      contentType: String(req.headers["content-type"] ?? ""),
+    });
   server.h1.on("request", record);
   server.h2.on("request", record);
 });
@@ -52,7 +61,11 @@ const STREAM_PATH = "/agentgate.v1.CompletionService/ChatStream";
 const userSays = (content: string) => ({ model: "qwen3:8b", messages: [{ role: Role.USER, content }] });
 
 async function curl(...args: string[]): Promise<{ body: string; httpVersion: string; status: number }> {
-  const { stdout } = await run("curl", ["-sS", "--max-time", "10", "-H", AUTH, "-w", "\n%{http_version} %{http_code}", ...args], { timeout: 15_000 });
+  const { stdout } = await run(
+    "curl",
+    ["-sS", "--max-time", "10", "-H", AUTH, "-w", "\n%{http_version} %{http_code}", ...args],
+    { timeout: 15_000 },
+  );
   const cut = stdout.lastIndexOf("\n");
   const [httpVersion, status] = stdout.slice(cut + 1).split(" ");
   return { body: stdout.slice(0, cut), httpVersion: httpVersion!, status: Number(status) };
@@ -80,11 +93,18 @@ async function exerciseCompletion(ag: AgentgateClients, tag: string): Promise<vo
 describe("one port, every client", () => {
   it("serves the official openai SDK (chat, streaming chat, completions, embeddings, models)", async () => {
     const openai = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
-    const res = await openai.chat.completions.create({ model: "qwen3:8b", messages: [{ role: "user", content: "hello sdk" }] });
+    const res = await openai.chat.completions.create({
+      model: "qwen3:8b",
+      messages: [{ role: "user", content: "hello sdk" }],
+    });
     expect(res.object).toBe("chat.completion");
     expect(res.choices[0]?.message.content).toBe("You said: hello sdk");
     expect(res.choices[0]?.finish_reason).toBe("stop");
-    const stream = await openai.chat.completions.create({ model: "qwen3:8b", stream: true, messages: [{ role: "user", content: "hello stream" }] });
+    const stream = await openai.chat.completions.create({
+      model: "qwen3:8b",
+      stream: true,
+      messages: [{ role: "user", content: "hello stream" }],
+    });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     expect(text).toBe("You said: hello stream");
@@ -117,7 +137,9 @@ describe("one port, every client", () => {
       `${h.url}/v1/chat/completions`,
     );
     expect([chat.httpVersion, chat.status]).toEqual(["2", 200]);
-    expect((JSON.parse(chat.body) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("You said: curl h2");
+    expect((JSON.parse(chat.body) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe(
+      "You said: curl h2",
+    );
 
     // `--http2` on http:// asks for an h2c upgrade; the gateway declines it and answers over 1.1.
     const upgrade = await curl("--http2", `${h.url}/healthz`);
@@ -125,25 +147,48 @@ describe("one port, every client", () => {
 
     // Connect unary with JSON is plain HTTP: curl can call RPCs over 1.1 and h2c too.
     for (const flags of [[], ["--http2-prior-knowledge"]]) {
-      const rpc = await curl(...flags, "-H", "content-type: application/json", "-d", "{}", `${h.url}/agentgate.v1.CompletionService/ListModels`);
+      const rpc = await curl(
+        ...flags,
+        "-H",
+        "content-type: application/json",
+        "-d",
+        "{}",
+        `${h.url}/agentgate.v1.CompletionService/ListModels`,
+      );
       expect(rpc.status).toBe(200);
       expect((JSON.parse(rpc.body) as { models: { id: string }[] }).models.map((m) => m.id)).toContain("qwen3:8b");
     }
     expect(seen.map((s) => s.version)).toEqual(["1.1", "2.0", "2.0", "1.1", "1.1", "2.0"]);
   });
 
-  it.each(["connect", "grpc-web"] as const)("serves connect-node over HTTP/1.1 with protocol %s: unary ListModels and Chat, server-streaming ChatStream", async (protocol) => {
-    await exerciseCompletion(createAgentgateClients({ baseUrl: h.url, token: TOKEN, httpVersion: "1.1", protocol }), `http/1.1 ${protocol}`);
-    const rpcs = seen.filter((s) => s.path.startsWith("/agentgate."));
-    expect(rpcs.map((s) => s.path)).toEqual(["/agentgate.v1.CompletionService/ListModels", CHAT_PATH, STREAM_PATH]);
-    expect(rpcs.every((s) => s.version === "1.1" && s.contentType.startsWith(protocol === "grpc-web" ? "application/grpc-web" : "application/"))).toBe(true);
-  });
+  it.each(["connect", "grpc-web"] as const)(
+    "serves connect-node over HTTP/1.1 with protocol %s: unary ListModels and Chat, server-streaming ChatStream",
+    async (protocol) => {
+      await exerciseCompletion(
+        createAgentgateClients({ baseUrl: h.url, token: TOKEN, httpVersion: "1.1", protocol }),
+        `http/1.1 ${protocol}`,
+      );
+      const rpcs = seen.filter((s) => s.path.startsWith("/agentgate."));
+      expect(rpcs.map((s) => s.path)).toEqual(["/agentgate.v1.CompletionService/ListModels", CHAT_PATH, STREAM_PATH]);
+      expect(
+        rpcs.every(
+          (s) =>
+            s.version === "1.1" &&
+            s.contentType.startsWith(protocol === "grpc-web" ? "application/grpc-web" : "application/"),
+        ),
+      ).toBe(true);
+    },
+  );
 
   it("needs the token on every protocol, and refuses gRPC over HTTP/1.1 in the client", async () => {
     for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
-      const err = await createAgentgateClients({ baseUrl: h.url, protocol }).completion.listModels({}).catch((e: unknown) => e);
+      const err = await createAgentgateClients({ baseUrl: h.url, protocol })
+        .completion.listModels({})
+        .catch((e: unknown) => e);
       expect((err as ConnectError).code).toBe(Code.Unauthenticated);
-      const wrong = await createAgentgateClients({ baseUrl: h.url, protocol, token: "nope" }).completion.listModels({}).catch((e: unknown) => e);
+      const wrong = await createAgentgateClients({ baseUrl: h.url, protocol, token: "nope" })
+        .completion.listModels({})
+        .catch((e: unknown) => e);
       expect((wrong as ConnectError).code).toBe(Code.Unauthenticated);
     }
     expect(() => createAgentgateTransport({ baseUrl: h.url, protocol: "grpc", httpVersion: "1.1" })).toThrow(/HTTP\/2/);
@@ -153,18 +198,21 @@ describe("one port, every client", () => {
     ["connect", "application/proto", "application/connect+proto"],
     ["grpc", "application/grpc", "application/grpc"],
     ["grpc-web", "application/grpc-web", "application/grpc-web"],
-  ] as const)("serves connect-node over h2c with protocol %s (unary + server stream)", async (protocol, unaryType, streamType) => {
-    const ag = createAgentgateClients({ baseUrl: h.url, token: TOKEN, httpVersion: "2", protocol });
-    await exerciseCompletion(ag, `h2c ${protocol}`);
-    const health = await ag.health.check({ service: "agentgate.v1.CompletionService" });
-    expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    const byPath = new Map(seen.map((s) => [s.path, s]));
-    expect(byPath.get(CHAT_PATH)).toMatchObject({ version: "2.0" });
-    expect(byPath.get(CHAT_PATH)!.contentType.startsWith(unaryType)).toBe(true);
-    expect(byPath.get(STREAM_PATH)).toMatchObject({ version: "2.0" });
-    expect(byPath.get(STREAM_PATH)!.contentType.startsWith(streamType)).toBe(true);
-    expect(seen.every((s) => s.version === "2.0")).toBe(true);
-  });
+  ] as const)(
+    "serves connect-node over h2c with protocol %s (unary + server stream)",
+    async (protocol, unaryType, streamType) => {
+      const ag = createAgentgateClients({ baseUrl: h.url, token: TOKEN, httpVersion: "2", protocol });
+      await exerciseCompletion(ag, `h2c ${protocol}`);
+      const health = await ag.health.check({ service: "agentgate.v1.CompletionService" });
+      expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      const byPath = new Map(seen.map((s) => [s.path, s]));
+      expect(byPath.get(CHAT_PATH)).toMatchObject({ version: "2.0" });
+      expect(byPath.get(CHAT_PATH)!.contentType.startsWith(unaryType)).toBe(true);
+      expect(byPath.get(STREAM_PATH)).toMatchObject({ version: "2.0" });
+      expect(byPath.get(STREAM_PATH)!.contentType.startsWith(streamType)).toBe(true);
+      expect(seen.every((s) => s.version === "2.0")).toBe(true);
+    },
+  );
 });
 
 describe("bidi streaming (grpc.reflection.v1 ServerReflectionInfo)", () => {
@@ -179,7 +227,9 @@ describe("bidi streaming (grpc.reflection.v1 ServerReflectionInfo)", () => {
     async function* requests(): AsyncGenerator<ServerReflectionRequest> {
       yield create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } });
       await firstAnswer;
-      yield create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "agentgate.v1.CompletionService" } });
+      yield create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: "agentgate.v1.CompletionService" },
+      });
     }
     const out: ServerReflectionResponse[] = [];
     for await (const res of client.serverReflectionInfo(requests(), { timeoutMs: 5_000 })) {
@@ -190,9 +240,14 @@ describe("bidi streaming (grpc.reflection.v1 ServerReflectionInfo)", () => {
   }
 
   it.each(["connect", "grpc", "grpc-web"] as const)("works over h2c with protocol %s", async (protocol) => {
-    const [list, file] = await converse(createAgentgateTransport({ baseUrl: h.url, token: TOKEN, httpVersion: "2", protocol }));
+    const [list, file] = await converse(
+      createAgentgateTransport({ baseUrl: h.url, token: TOKEN, httpVersion: "2", protocol }),
+    );
     expect(list?.messageResponse.case).toBe("listServicesResponse");
-    const names = list?.messageResponse.case === "listServicesResponse" ? list.messageResponse.value.service.map((s) => s.name) : [];
+    const names =
+      list?.messageResponse.case === "listServicesResponse"
+        ? list.messageResponse.value.service.map((s) => s.name)
+        : [];
     expect(names).toEqual(
       expect.arrayContaining([
         "agentgate.v1.CompletionService",
@@ -202,8 +257,13 @@ describe("bidi streaming (grpc.reflection.v1 ServerReflectionInfo)", () => {
       ]),
     );
     expect(file?.messageResponse.case).toBe("fileDescriptorResponse");
-    expect(file?.originalRequest?.messageRequest).toEqual({ case: "fileContainingSymbol", value: "agentgate.v1.CompletionService" });
-    expect(seen).toEqual([expect.objectContaining({ version: "2.0", path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo" })]);
+    expect(file?.originalRequest?.messageRequest).toEqual({
+      case: "fileContainingSymbol",
+      value: "agentgate.v1.CompletionService",
+    });
+    expect(seen).toEqual([
+      expect.objectContaining({ version: "2.0", path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo" }),
+    ]);
   });
 
   it("fails cleanly over HTTP/1.1 (HTTP 505 becomes a Connect error) and the server stays up", async () => {
@@ -211,9 +271,14 @@ describe("bidi streaming (grpc.reflection.v1 ServerReflectionInfo)", () => {
     const err = await converse(transport).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).message).toMatch(/505/);
-    expect(seen).toEqual([expect.objectContaining({ version: "1.1", path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo" })]);
+    expect(seen).toEqual([
+      expect.objectContaining({ version: "1.1", path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo" }),
+    ]);
     // HTTP/1.1 clients and a fresh h2c bidi call keep working.
-    await exerciseCompletion(createAgentgateClients({ baseUrl: h.url, token: TOKEN, httpVersion: "1.1" }), "http/1.1 after 505");
+    await exerciseCompletion(
+      createAgentgateClients({ baseUrl: h.url, token: TOKEN, httpVersion: "1.1" }),
+      "http/1.1 after 505",
+    );
     const [list] = await converse(createAgentgateTransport({ baseUrl: h.url, token: TOKEN }));
     expect(list?.messageResponse.case).toBe("listServicesResponse");
   });
@@ -221,7 +286,11 @@ describe("bidi streaming (grpc.reflection.v1 ServerReflectionInfo)", () => {
 
 describe("buf curl", () => {
   it("lists services through reflection without a schema", async () => {
-    const { stdout } = await run(BUF, ["curl", "--http2-prior-knowledge", "-H", AUTH, "--reflect-header", "*", "--list-services", h.url], { timeout: 15_000 });
+    const { stdout } = await run(
+      BUF,
+      ["curl", "--http2-prior-knowledge", "-H", AUTH, "--reflect-header", "*", "--list-services", h.url],
+      { timeout: 15_000 },
+    );
     expect(stdout.trim().split("\n").sort()).toEqual([
       "agentgate.v1.AgentService",
       "agentgate.v1.CompletionService",
@@ -233,7 +302,19 @@ describe("buf curl", () => {
     ]);
     const { stdout: chat } = await run(
       BUF,
-      ["curl", "--http2-prior-knowledge", "-H", AUTH, "--reflect-header", "*", "--protocol", "grpc", "-d", JSON.stringify({ model: "qwen3:8b", messages: [{ role: "ROLE_USER", content: "buf" }] }), `${h.url}${CHAT_PATH}`],
+      [
+        "curl",
+        "--http2-prior-knowledge",
+        "-H",
+        AUTH,
+        "--reflect-header",
+        "*",
+        "--protocol",
+        "grpc",
+        "-d",
+        JSON.stringify({ model: "qwen3:8b", messages: [{ role: "ROLE_USER", content: "buf" }] }),
+        `${h.url}${CHAT_PATH}`,
+      ],
       { timeout: 15_000 },
     );
     expect((JSON.parse(chat) as { message: { content: string } }).message.content).toBe("You said: buf");
@@ -242,8 +323,16 @@ describe("buf curl", () => {
 
 describe("services still to be built", () => {
   const cases: { name: string; call: (ag: AgentgateClients) => Promise<unknown>; capability: RegExp }[] = [
-    { name: "AgentService/StartAgent", call: (ag) => ag.agents.startAgent({ argv: ["true"] }), capability: /agents in pseudo-terminals/ },
-    { name: "AgentService/WatchLogs", call: (ag) => collect(ag.agents.watchLogs({})), capability: /agents in pseudo-terminals/ },
+    {
+      name: "AgentService/StartAgent",
+      call: (ag) => ag.agents.startAgent({ argv: ["true"] }),
+      capability: /agents in pseudo-terminals/,
+    },
+    {
+      name: "AgentService/WatchLogs",
+      call: (ag) => collect(ag.agents.watchLogs({})),
+      capability: /agents in pseudo-terminals/,
+    },
     {
       name: "AgentService/Attach",
       call: (ag) =>
@@ -258,12 +347,18 @@ describe("services still to be built", () => {
     },
     { name: "JobService/SubmitJob", call: (ag) => ag.jobs.submitJob({}), capability: /Codex jobs/ },
     { name: "SearchService/Search", call: (ag) => ag.search.search({}), capability: /repository search/ },
-    { name: "EndpointService/DreamEndpoint", call: (ag) => ag.endpoints.dreamEndpoint({}), capability: /dreamed endpoints/ },
+    {
+      name: "EndpointService/DreamEndpoint",
+      call: (ag) => ag.endpoints.dreamEndpoint({}),
+      capability: /dreamed endpoints/,
+    },
   ];
 
   it.each(cases)("$name answers unimplemented, naming the missing capability", async ({ name, call, capability }) => {
     for (const protocol of ["connect", "grpc"] as const) {
-      const err = await call(createAgentgateClients({ baseUrl: h.url, token: TOKEN, protocol })).catch((e: unknown) => e);
+      const err = await call(createAgentgateClients({ baseUrl: h.url, token: TOKEN, protocol })).catch(
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code).toBe(Code.Unimplemented);
       expect((err as ConnectError).rawMessage).toContain(name);

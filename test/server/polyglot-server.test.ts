@@ -6,14 +6,23 @@ import http2 from "node:http2";
 import net from "node:net";
 import Fastify from "fastify";
 import { afterEach, describe, expect, it } from "vitest";
-import { createPolyglotServer, defaultTimeouts, type PolyglotServer, type PolyglotTimeouts, type RequestHandler } from "../../src/server/polyglot-server.js";
+import {
+  createPolyglotServer,
+  defaultTimeouts,
+  type PolyglotServer,
+  type PolyglotTimeouts,
+  type RequestHandler,
+} from "../../src/server/polyglot-server.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `promise`, or a rejection after `ms` (so a hanging close fails fast instead of at the test timeout). */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([promise, sleep(ms).then(() => Promise.reject(new Error(`${what} did not finish within ${ms} ms`)))]);
+  return Promise.race([
+    promise,
+    sleep(ms).then(() => Promise.reject(new Error(`${what} did not finish within ${ms} ms`))),
+  ]);
 }
 
 /** Answers every request with its HTTP version, method and URL as JSON. */
@@ -23,7 +32,10 @@ const echoHandler: RequestHandler = (req, res) => {
   const delay = Number(new URL(req.url ?? "/", "http://x").searchParams.get("delay") ?? 0);
   const reply = () => {
     const body = JSON.stringify({ httpVersion: req.httpVersion, method: req.method, url: req.url });
-    (res as http.ServerResponse).writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    (res as http.ServerResponse).writeHead(200, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    });
     res.end(body);
   };
   if (delay > 0) setTimeout(reply, delay);
@@ -37,7 +49,10 @@ afterEach(async () => {
 });
 
 /** A listening polyglot server; closed (forcefully) after the test. */
-async function start(timeouts?: Partial<PolyglotTimeouts>, handler: RequestHandler = echoHandler): Promise<{ server: PolyglotServer; port: number }> {
+async function start(
+  timeouts?: Partial<PolyglotTimeouts>,
+  handler: RequestHandler = echoHandler,
+): Promise<{ server: PolyglotServer; port: number }> {
   const server = createPolyglotServer(handler, timeouts);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   cleanups.push(
@@ -97,7 +112,12 @@ async function dribblingProxy(port: number): Promise<number> {
   return (proxy.address() as net.AddressInfo).port;
 }
 
-function h1Get(port: number, path: string, agent?: http.Agent, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string; socket: net.Socket }> {
+function h1Get(
+  port: number,
+  path: string,
+  agent?: http.Agent,
+  headers: http.OutgoingHttpHeaders = {},
+): Promise<{ status: number; body: string; socket: net.Socket }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: "127.0.0.1", port, path, agent, headers }, (res) => {
       const socket = res.socket; // a keep-alive agent detaches it once the response ends
@@ -183,7 +203,11 @@ describe("protocol sniffing", () => {
     await dribble(socket, "POST /dribbled HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     await ended;
     expect(raw).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
-    expect(JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4))).toEqual({ httpVersion: "1.1", method: "POST", url: "/dribbled" });
+    expect(JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4))).toEqual({
+      httpVersion: "1.1",
+      method: "POST",
+      url: "/dribbled",
+    });
 
     const res = await h1Get(await dribblingProxy(port), "/h1-proxied", new http.Agent({ keepAlive: false }));
     expect(JSON.parse(res.body)).toEqual({ httpVersion: "1.1", method: "GET", url: "/h1-proxied" });
@@ -239,7 +263,10 @@ describe("protocol sniffing", () => {
     stalled.write(PREFACE.subarray(0, 10));
     silent.resume();
     stalled.resume();
-    const [silentMs, stalledMs] = await Promise.all([timeUntil(silent, "close", 3_000), timeUntil(stalled, "close", 3_000)]);
+    const [silentMs, stalledMs] = await Promise.all([
+      timeUntil(silent, "close", 3_000),
+      timeUntil(stalled, "close", 3_000),
+    ]);
     expect(silentMs).toBeGreaterThanOrEqual(100);
     expect(silentMs).toBeLessThan(1_500);
     expect(stalledMs).toBeLessThan(1_500);
@@ -283,7 +310,11 @@ describe("close", () => {
     // fastify.js onClose with forceCloseConnections "idle" + serverFactory, then closeHttp2Sessions.
     server.closeIdleConnections();
     server.closeHttp2Sessions();
-    await within(new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))), 2_000, "close");
+    await within(
+      new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
+      2_000,
+      "close",
+    );
     expect(performance.now() - started).toBeLessThan(500);
     await Promise.all([socketClosed, sessionClosed]);
     // The server side of the session may close a tick after the client side (Node 24).
@@ -308,7 +339,10 @@ describe("close", () => {
   });
 
   it("closes a real Fastify app (serverFactory, forceCloseConnections idle) with idle clients in < 500 ms", async () => {
-    const app = Fastify({ serverFactory: (handler) => createPolyglotServer(handler as RequestHandler) as unknown as http.Server, forceCloseConnections: "idle" });
+    const app = Fastify({
+      serverFactory: (handler) => createPolyglotServer(handler as RequestHandler) as unknown as http.Server,
+      forceCloseConnections: "idle",
+    });
     app.get("/warm", async (req) => ({ httpVersion: req.raw.httpVersion }));
     await app.listen({ host: "127.0.0.1", port: 0 });
     cleanups.push(() => app.close());
@@ -328,10 +362,20 @@ describe("timeouts", () => {
     expect(defaults.h1.keepAliveTimeout).toBe(72_000);
     expect(defaults.h1.requestTimeout).toBe(300_000);
     expect(defaults.h1.headersTimeout).toBe(60_000);
-    expect(defaultTimeouts).toMatchObject({ keepAliveTimeoutMs: 72_000, requestTimeoutMs: 300_000, headersTimeoutMs: 60_000 });
+    expect(defaultTimeouts).toMatchObject({
+      keepAliveTimeoutMs: 72_000,
+      requestTimeoutMs: 300_000,
+      headersTimeoutMs: 60_000,
+    });
 
-    const custom = createPolyglotServer(echoHandler, { keepAliveTimeoutMs: 1_234, requestTimeoutMs: 20_000, headersTimeoutMs: 5_000 });
-    expect([custom.h1.keepAliveTimeout, custom.h1.requestTimeout, custom.h1.headersTimeout]).toEqual([1_234, 20_000, 5_000]);
+    const custom = createPolyglotServer(echoHandler, {
+      keepAliveTimeoutMs: 1_234,
+      requestTimeoutMs: 20_000,
+      headersTimeoutMs: 5_000,
+    });
+    expect([custom.h1.keepAliveTimeout, custom.h1.requestTimeout, custom.h1.headersTimeout]).toEqual([
+      1_234, 20_000, 5_000,
+    ]);
     // Node requires headersTimeout <= requestTimeout.
     const clamped = createPolyglotServer(echoHandler, { requestTimeoutMs: 2_000, headersTimeoutMs: 5_000 });
     expect(clamped.h1.headersTimeout).toBe(2_000);
@@ -383,7 +427,12 @@ describe("upgrade", () => {
       socket.pipe(socket);
     });
     const echoed = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ host: "127.0.0.1", port, path: "/ws", headers: { Connection: "Upgrade", Upgrade: "echo" } });
+      const req = http.request({
+        host: "127.0.0.1",
+        port,
+        path: "/ws",
+        headers: { Connection: "Upgrade", Upgrade: "echo" },
+      });
       req.on("upgrade", (res, socket: net.Socket) => {
         expect(res.statusCode).toBe(101);
         socket.once("data", (d: Buffer) => {
@@ -403,7 +452,11 @@ describe("upgrade", () => {
 
   it("answers Upgrade requests over HTTP/1.1 when nobody handles upgrades (curl --http2 sends Upgrade: h2c)", async () => {
     const { server, port } = await start();
-    const upgradeHeaders = { Connection: "Upgrade, HTTP2-Settings", Upgrade: "h2c", "HTTP2-Settings": "AAMAAABkAAQCAAAAAAIAAAAA" };
+    const upgradeHeaders = {
+      Connection: "Upgrade, HTTP2-Settings",
+      Upgrade: "h2c",
+      "HTTP2-Settings": "AAMAAABkAAQCAAAAAAIAAAAA",
+    };
     const res = await h1Get(port, "/h2c-upgrade", undefined, upgradeHeaders);
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ httpVersion: "1.1", url: "/h2c-upgrade" });

@@ -1,13 +1,13 @@
 /** Shared by the storage tests: temp dirs and throwaway Postgres databases. */
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
 
-export function tempDir(prefix = 'agentgate-storage-'): { dir: string; cleanup(): void } {
+export function tempDir(prefix = "agentgate-storage-"): { dir: string; cleanup(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
@@ -17,8 +17,8 @@ export function tempDir(prefix = 'agentgate-storage-'): { dir: string; cleanup()
  * plus a drop function.
  */
 export async function createScratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  if (!TEST_DATABASE_URL) throw new Error('TEST_DATABASE_URL is not set');
-  const name = `agentgate_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  if (!TEST_DATABASE_URL) throw new Error("TEST_DATABASE_URL is not set");
+  const name = `agentgate_test_${process.pid}_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await admin.connect();
   try {

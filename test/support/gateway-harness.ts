@@ -45,7 +45,8 @@ export async function startGateway(opts: HarnessOptions = {}): Promise<GatewayHa
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString("utf8").split("\n")) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString("utf8").split("\n"))
+        if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });

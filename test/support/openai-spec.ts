@@ -21,13 +21,13 @@
  * Everything is lazy: nothing is read or compiled until the first `openaiValidator(...)(value)` call, and
  * each schema is compiled once.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import Ajv2020Module from 'ajv/dist/2020.js';
-import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import { describe, it } from 'vitest';
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import Ajv2020Module from "ajv/dist/2020.js";
+import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
+import addFormatsModule from "ajv-formats";
+import { describe, it } from "vitest";
 
 // ajv and ajv-formats are CommonJS with `module.exports = X; module.exports.default = X`. Under NodeNext
 // TypeScript types the default import as the whole module, so `.default` is the class/plugin both in the
@@ -36,8 +36,8 @@ const Ajv2020 = Ajv2020Module.default;
 const addFormats = addFormatsModule.default;
 type Ajv2020Instance = InstanceType<typeof Ajv2020>;
 
-const ENV_VAR = 'OPENAI_OPENAPI_SPEC';
-const DOC_ID = 'openai';
+const ENV_VAR = "OPENAI_OPENAPI_SPEC";
+const DOC_ID = "openai";
 
 /** Absolute path of the OpenAI OpenAPI document, or undefined when `OPENAI_OPENAPI_SPEC` is unset/empty. */
 export const openaiSpecPath: string | undefined = process.env[ENV_VAR]
@@ -52,15 +52,15 @@ export const haveOpenAISpec: boolean = openaiSpecPath !== undefined;
 
 /** Component schema names the agentgate contract tests use (all exist in the document). */
 export const OPENAI_SCHEMAS = {
-  chatCompletion: 'CreateChatCompletionResponse',
+  chatCompletion: "CreateChatCompletionResponse",
   /** Every `chat.completion.chunk` SSE event. */
-  chatCompletionChunk: 'CreateChatCompletionStreamResponse',
+  chatCompletionChunk: "CreateChatCompletionStreamResponse",
   /** `text_completion` objects; legacy completions stream chunks are the same object. */
-  completion: 'CreateCompletionResponse',
-  modelList: 'ListModelsResponse',
-  model: 'Model',
-  embeddingList: 'CreateEmbeddingResponse',
-  error: 'ErrorResponse',
+  completion: "CreateCompletionResponse",
+  modelList: "ListModelsResponse",
+  model: "Model",
+  embeddingList: "CreateEmbeddingResponse",
+  error: "ErrorResponse",
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -69,31 +69,42 @@ export const OPENAI_SCHEMAS = {
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Keywords whose value is a map of name → schema. */
-const SCHEMA_MAP_KEYWORDS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+const SCHEMA_MAP_KEYWORDS = new Set(["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]);
 /** Keywords whose value is one schema (or, for legacy `items`, possibly an array of schemas). */
 const SCHEMA_KEYWORDS = new Set([
-  'items', 'additionalItems', 'additionalProperties', 'unevaluatedItems', 'unevaluatedProperties',
-  'contains', 'propertyNames', 'not', 'if', 'then', 'else',
+  "items",
+  "additionalItems",
+  "additionalProperties",
+  "unevaluatedItems",
+  "unevaluatedProperties",
+  "contains",
+  "propertyNames",
+  "not",
+  "if",
+  "then",
+  "else",
 ]);
 /** Keywords whose value is an array of schemas. */
-const SCHEMA_ARRAY_KEYWORDS = new Set(['allOf', 'anyOf', 'oneOf', 'prefixItems']);
+const SCHEMA_ARRAY_KEYWORDS = new Set(["allOf", "anyOf", "oneOf", "prefixItems"]);
 /** Annotation-only keywords dropped before compiling. */
-const STRIPPED_KEYWORDS = new Set(['discriminator', 'example', 'xml', 'externalDocs']);
+const STRIPPED_KEYWORDS = new Set(["discriminator", "example", "xml", "externalDocs"]);
 
 function normaliseSchema(schema: Json, component: string): Json {
   if (!isObject(schema)) return schema; // boolean schemas, or garbage Ajv will report
   const out: JsonObject = {};
   for (const [key, value] of Object.entries(schema)) {
-    if (key.startsWith('x-') || STRIPPED_KEYWORDS.has(key)) continue;
+    if (key.startsWith("x-") || STRIPPED_KEYWORDS.has(key)) continue;
     if (SCHEMA_MAP_KEYWORDS.has(key) && isObject(value)) {
       out[key] = Object.fromEntries(Object.entries(value).map(([n, s]) => [n, normaliseSchema(s, component)]));
     } else if (SCHEMA_ARRAY_KEYWORDS.has(key) && Array.isArray(value)) {
       out[key] = value.map((s) => normaliseSchema(s, component));
     } else if (SCHEMA_KEYWORDS.has(key)) {
-      out[key] = Array.isArray(value) ? value.map((s) => normaliseSchema(s, component)) : normaliseSchema(value, component);
+      out[key] = Array.isArray(value)
+        ? value.map((s) => normaliseSchema(s, component))
+        : normaliseSchema(value, component);
     } else {
       out[key] = value; // enum, const, default, examples, description ... copied untouched
     }
@@ -105,9 +116,12 @@ function normaliseSchema(schema: Json, component: string): Json {
     delete out.items;
   }
   // OpenAPI 3.0 boolean exclusiveMinimum/Maximum → 2020-12 numeric form.
-  for (const [excl, bound] of [['exclusiveMinimum', 'minimum'], ['exclusiveMaximum', 'maximum']] as const) {
-    if (typeof out[excl] === 'boolean') {
-      if (out[excl] === true && typeof out[bound] === 'number') {
+  for (const [excl, bound] of [
+    ["exclusiveMinimum", "minimum"],
+    ["exclusiveMaximum", "maximum"],
+  ] as const) {
+    if (typeof out[excl] === "boolean") {
+      if (out[excl] === true && typeof out[bound] === "number") {
         out[excl] = out[bound];
         delete out[bound];
       } else {
@@ -116,21 +130,21 @@ function normaliseSchema(schema: Json, component: string): Json {
     }
   }
   // 2019-09 `$recursiveRef: "#"` meant "the schema this component is"; the document root is not a schema.
-  if (out.$recursiveRef === '#') {
+  if (out.$recursiveRef === "#") {
     delete out.$recursiveRef;
     out.$ref = `#/components/schemas/${component}`;
   }
   // OpenAPI 3.0 `nullable`.
-  if ('nullable' in out) {
+  if ("nullable" in out) {
     const nullable = out.nullable === true;
     delete out.nullable;
     if (nullable) {
       const t = out.type;
-      const simple = typeof t === 'string' && !('enum' in out) && !('const' in out) && !('$ref' in out);
+      const simple = typeof t === "string" && !("enum" in out) && !("const" in out) && !("$ref" in out);
       if (simple) {
-        out.type = t === 'null' ? t : [t, 'null'];
-      } else if (!(Array.isArray(t) && t.includes('null'))) {
-        return { anyOf: [out, { type: 'null' }] };
+        out.type = t === "null" ? t : [t, "null"];
+      } else if (!(Array.isArray(t) && t.includes("null"))) {
+        return { anyOf: [out, { type: "null" }] };
       }
     }
   }
@@ -163,8 +177,8 @@ function load(): Loaded {
   const t0 = performance.now();
   let doc: JsonObject;
   try {
-    const parsed: unknown = JSON.parse(readFileSync(openaiSpecPath, 'utf8'));
-    if (!isObject(parsed)) throw new Error('top level is not an object');
+    const parsed: unknown = JSON.parse(readFileSync(openaiSpecPath, "utf8"));
+    if (!isObject(parsed)) throw new Error("top level is not an object");
     doc = parsed;
   } catch (err) {
     throw new Error(`${ENV_VAR}=${openaiSpecPath} is not a readable JSON OpenAPI document: ${(err as Error).message}`);
@@ -180,7 +194,7 @@ function load(): Loaded {
   const ajv = new Ajv2020({ strict: false, allErrors: true });
   addFormats(ajv);
   // `created`, `expires_at` ...: Unix seconds. Applies to numbers only.
-  ajv.addFormat('unixtime', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= 0 });
+  ajv.addFormat("unixtime", { type: "number", validate: (n: number) => Number.isInteger(n) && n >= 0 });
   // Only `components` is needed to resolve `#/components/...` references; `paths` etc. are left out.
   // Meta-validation of this wrapper is skipped: it is not itself a schema (each subschema is checked by
   // Ajv's keyword definitions when compiled).
@@ -199,7 +213,7 @@ function compile(schemaName: string): ValidateFunction {
     const close = [...schemaNames].filter((n) => n.toLowerCase().includes(schemaName.toLowerCase().slice(0, 8)));
     throw new Error(
       `#/components/schemas/${schemaName} is not in ${openaiSpecPath}` +
-        (close.length ? `; similar: ${close.slice(0, 10).join(', ')}` : ''),
+        (close.length ? `; similar: ${close.slice(0, 10).join(", ")}` : ""),
     );
   }
   const t0 = performance.now();
@@ -210,8 +224,8 @@ function compile(schemaName: string): ValidateFunction {
 }
 
 function describeError(e: ErrorObject): string {
-  const where = e.instancePath === '' ? '(root)' : e.instancePath;
-  const params = Object.keys(e.params).length ? ` ${JSON.stringify(e.params)}` : '';
+  const where = e.instancePath === "" ? "(root)" : e.instancePath;
+  const params = Object.keys(e.params).length ? ` ${JSON.stringify(e.params)}` : "";
   return `  ${where}: ${e.message ?? e.keyword}${params}  [schema ${e.schemaPath}]`;
 }
 
@@ -236,8 +250,8 @@ export function openaiValidator(schemaName: string): (value: unknown) => void {
     if (validate(value)) return;
     const errors = validate.errors ?? [];
     throw new Error(
-      `response does not match OpenAI schema ${schemaName} (${errors.length} error${errors.length === 1 ? '' : 's'}):\n` +
-        errors.map(describeError).join('\n') +
+      `response does not match OpenAI schema ${schemaName} (${errors.length} error${errors.length === 1 ? "" : "s"}):\n` +
+        errors.map(describeError).join("\n") +
         `\n  value: ${preview(value)}`,
     );
   };
@@ -266,33 +280,33 @@ export interface SSEEvent {
 export function parseSSE(text: string): { events: SSEEvent[]; done: boolean } {
   const events: SSEEvent[] = [];
   let done = false;
-  let eventType = '';
+  let eventType = "";
   let dataLines: string[] | undefined;
-  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  const body = text.startsWith("\uFEFF") ? text.slice(1) : text;
   const lines = body.split(/\r\n|\r|\n/);
   // The element after the last line terminator is an unterminated line; a final blank line only
   // terminates an event if it really ended with a line break, which split() models as a trailing ''.
   const complete = lines.length - 1;
   for (let i = 0; i < complete; i++) {
     const line = lines[i];
-    if (line === '') {
+    if (line === "") {
       if (dataLines !== undefined) {
-        const data = dataLines.join('\n');
+        const data = dataLines.join("\n");
         if (done) throw new Error(`SSE event after data: [DONE]: ${JSON.stringify(data).slice(0, 200)}`);
-        if (data === '[DONE]') done = true;
+        if (data === "[DONE]") done = true;
         else events.push(eventType ? { event: eventType, data } : { data });
       }
-      eventType = '';
+      eventType = "";
       dataLines = undefined;
       continue;
     }
-    if (line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
+    if (line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
     const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') (dataLines ??= []).push(value);
-    else if (field === 'event') eventType = value;
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") (dataLines ??= []).push(value);
+    else if (field === "event") eventType = value;
   }
   return { events, done };
 }

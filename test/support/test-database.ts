@@ -6,8 +6,8 @@
  *   beforeAll(async () => { db = await openTestDatabase(); });
  *   afterAll(() => db.close());
  */
-import { openDatabase, type Database, type Migration } from '../../src/storage/database.js';
+import { openDatabase, type Database, type Migration } from "../../src/storage/database.js";
 
 export async function openTestDatabase(opts: { migrations?: Migration[] } = {}): Promise<Database> {
-  return openDatabase({ dataDir: ':memory:', memory: true, migrations: opts.migrations });
+  return openDatabase({ dataDir: ":memory:", memory: true, migrations: opts.migrations });
 }

@@ -140,7 +140,8 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
             return;
           }
           await sse.send(completionChunk(s, "", e.finishReason));
-          if (includeUsage && e.usage) await sse.send({ ...completionChunk(s, "", null), choices: [], usage: wireUsage(e.usage) });
+          if (includeUsage && e.usage)
+            await sse.send({ ...completionChunk(s, "", null), choices: [], usage: wireUsage(e.usage) });
         },
         metrics.streamStarted("sse"),
       );
@@ -150,11 +151,20 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
 
   app.get(
     "/v1/models",
-    { schema: { tags: TAGS, summary: "List the models of every backend", response: { 200: ModelList, ...errorResponses } } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: "List the models of every backend",
+        response: { 200: ModelList, ...errorResponses },
+      },
+    },
     async (_request, reply) => {
       const listing = await gateway.listModels(clientGone(reply));
       if (listing.models.length === 0 && listing.unavailable.length > 0) {
-        throw new GatewayError("unavailable", `no backend answered: ${listing.unavailable.map((u) => u.message).join("; ")}`);
+        throw new GatewayError(
+          "unavailable",
+          `no backend answered: ${listing.unavailable.map((u) => u.message).join("; ")}`,
+        );
       }
       return { object: "list", data: listing.models.map(modelObject) };
     },
@@ -182,7 +192,10 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
             { code: "upstream_unavailable" },
           );
         }
-        throw new GatewayError("not_found", `the model ${JSON.stringify(id)} does not exist`, { param: "model", code: "model_not_found" });
+        throw new GatewayError("not_found", `the model ${JSON.stringify(id)} does not exist`, {
+          param: "model",
+          code: "model_not_found",
+        });
       }
       return modelObject(found);
     },

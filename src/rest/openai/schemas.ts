@@ -53,7 +53,11 @@ export const ChatMessageSchema = Type.Object(
 );
 
 const Stop = Type.Optional(
-  Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems: 4 })], { description: "Up to 4 stop sequences" })),
+  Nullable(
+    Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems: 4 })], {
+      description: "Up to 4 stop sequences",
+    }),
+  ),
 );
 
 const SamplingFields = {
@@ -222,7 +226,10 @@ export const ChatCompletionResponse = Type.Object(
     ),
     usage: UsageSchema,
   },
-  { description: "A chat completion; with stream: true, text/event-stream of chat.completion.chunk objects ending with data: [DONE]" },
+  {
+    description:
+      "A chat completion; with stream: true, text/event-stream of chat.completion.chunk objects ending with data: [DONE]",
+  },
 );
 
 export const CompletionResponse = Type.Object({

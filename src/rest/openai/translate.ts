@@ -52,7 +52,11 @@ export function toDomainMessages(messages: WireMessage[]): ChatMessage[] {
     if (m.tool_call_id) out.toolCallId = m.tool_call_id;
     if (m.reasoning_content) out.reasoning = m.reasoning_content;
     if (m.tool_calls?.length) {
-      out.toolCalls = m.tool_calls.map((tc) => ({ id: tc.id, name: tc.function.name, arguments: tc.function.arguments }));
+      out.toolCalls = m.tool_calls.map((tc) => ({
+        id: tc.id,
+        name: tc.function.name,
+        arguments: tc.function.arguments,
+      }));
     }
     return out;
   });
@@ -63,17 +67,20 @@ function stopList(stop: string | string[] | null | undefined): string[] | undefi
   return typeof stop === "string" ? [stop] : stop;
 }
 
-function options(b: {
-  temperature?: number | null;
-  top_p?: number | null;
-  max_tokens?: number | null;
-  stop?: string | string[] | null;
-  seed?: number | null;
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
-  top_k?: number;
-  num_ctx?: number;
-}, maxTokens: number | null | undefined): GenerationOptions {
+function options(
+  b: {
+    temperature?: number | null;
+    top_p?: number | null;
+    max_tokens?: number | null;
+    stop?: string | string[] | null;
+    seed?: number | null;
+    presence_penalty?: number | null;
+    frequency_penalty?: number | null;
+    top_k?: number;
+    num_ctx?: number;
+  },
+  maxTokens: number | null | undefined,
+): GenerationOptions {
   const o: GenerationOptions = {};
   if (b.temperature != null) o.temperature = b.temperature;
   if (b.top_p != null) o.topP = b.top_p;
@@ -89,7 +96,8 @@ function options(b: {
 }
 
 export function toDomainChat(b: ChatCompletionRequest): ChatRequest {
-  if (b.logprobs) throw invalidArgument("logprobs are not supported by this gateway", "logprobs", "unsupported_parameter");
+  if (b.logprobs)
+    throw invalidArgument("logprobs are not supported by this gateway", "logprobs", "unsupported_parameter");
   const req: ChatRequest = {
     model: b.model,
     messages: toDomainMessages(b.messages),
@@ -104,13 +112,20 @@ export function toDomainChat(b: ChatCompletionRequest): ChatRequest {
     }));
   }
   if (b.tool_choice !== undefined) {
-    req.toolChoice = (typeof b.tool_choice === "string" ? b.tool_choice : { name: b.tool_choice.function.name }) as ToolChoice;
+    req.toolChoice = (
+      typeof b.tool_choice === "string" ? b.tool_choice : { name: b.tool_choice.function.name }
+    ) as ToolChoice;
   }
   if (b.response_format) {
     const f = b.response_format;
     req.responseFormat = (
       f.type === "json_schema"
-        ? { type: "json_schema", schema: f.json_schema.schema ?? {}, name: f.json_schema.name, strict: f.json_schema.strict ?? undefined }
+        ? {
+            type: "json_schema",
+            schema: f.json_schema.schema ?? {},
+            name: f.json_schema.name,
+            strict: f.json_schema.strict ?? undefined,
+          }
         : { type: f.type }
     ) as ResponseFormat;
   }
@@ -134,13 +149,22 @@ export function wireUsage(u: Usage) {
 
 /** Stream deltas of tool calls; `first` is the number of calls already sent in this stream (indexes never repeat). */
 export function wireToolCalls(calls: ToolCall[], first = 0) {
-  return calls.map((tc, i) => ({ index: first + i, id: tc.id, type: "function" as const, function: { name: tc.name, arguments: tc.arguments } }));
+  return calls.map((tc, i) => ({
+    index: first + i,
+    id: tc.id,
+    type: "function" as const,
+    function: { name: tc.name, arguments: tc.arguments },
+  }));
 }
 
 export function chatCompletionBody(r: ChatResult) {
   const message: Record<string, unknown> = { role: "assistant", content: r.message.content, refusal: null };
   if (r.message.toolCalls?.length) {
-    message.tool_calls = r.message.toolCalls.map((tc) => ({ id: tc.id, type: "function", function: { name: tc.name, arguments: tc.arguments } }));
+    message.tool_calls = r.message.toolCalls.map((tc) => ({
+      id: tc.id,
+      type: "function",
+      function: { name: tc.name, arguments: tc.arguments },
+    }));
     if (!r.message.content) message.content = null;
   }
   if (r.message.reasoning) message.reasoning_content = r.message.reasoning;
@@ -173,7 +197,14 @@ export function chatChunk(
 }
 
 export function chatUsageChunk(head: StreamHead, usage: Usage) {
-  return { id: head.id, object: "chat.completion.chunk", created: head.created, model: head.model, choices: [], usage: wireUsage(usage) };
+  return {
+    id: head.id,
+    object: "chat.completion.chunk",
+    created: head.created,
+    model: head.model,
+    choices: [],
+    usage: wireUsage(usage),
+  };
 }
 
 export function completionBody(r: TextResult) {
