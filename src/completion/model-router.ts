@@ -38,10 +38,6 @@ export class ModelRouter {
     return [...this.byName.values()];
   }
 
-  backend(name: string): Backend | undefined {
-    return this.byName.get(name);
-  }
-
   /** Resolves a request's model id (empty: the default model). */
   async resolve(modelId: string, signal: CancelSignal): Promise<Route> {
     const id = modelId || this.defaultModel;

@@ -1,7 +1,7 @@
 /**
  * agentgate.v1 CompletionService messages <-> the neutral completion types.
  */
-import { create, type JsonObject } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ChatMessageSchema,
@@ -189,5 +189,3 @@ export function pbModel(m: ModelInfo): PbModel {
     sizeBytes: BigInt(m.sizeBytes ?? 0),
   });
 }
-
-export type { JsonObject };

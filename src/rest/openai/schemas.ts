@@ -172,9 +172,6 @@ export const EmbeddingRequest = Type.Object(
 );
 export type EmbeddingRequest = Static<typeof EmbeddingRequest>;
 
-export const ModelParams = Type.Object({ model: Type.String({ minLength: 1, maxLength: 512 }) });
-export type ModelParams = Static<typeof ModelParams>;
-
 /* Responses: documented for /openapi.json; serialisation follows them. */
 
 export const ErrorResponse = Type.Object(
