@@ -95,6 +95,7 @@ export class OllamaBackend implements Backend {
       tools: req.toolChoice === "none" ? undefined : toOllamaTools(req),
       format: toOllamaFormat(req.responseFormat),
       options: this.toOptions(req.options),
+      think: toOllamaThink(req),
     };
     return this.chatEvents(signal, body);
   }
@@ -103,7 +104,14 @@ export class OllamaBackend implements Backend {
   // generator layer less per event than a wrapping generator (~2-3 µs of CPU per call, measured).
   private async *chatEvents(
     signal: CancelSignal,
-    body: { model: string; messages: Message[]; tools?: Tool[]; format?: string | object; options: Partial<Options> },
+    body: {
+      model: string;
+      messages: Message[];
+      tools?: Tool[];
+      format?: string | object;
+      options: Partial<Options>;
+      think?: boolean | "low" | "medium" | "high";
+    },
   ): AsyncIterable<ChatEvent> {
     const call = new UpstreamCall(signal, this.opts.firstByteTimeoutMs);
     try {
@@ -299,6 +307,18 @@ function toOllamaTools(req: ChatRequest): Tool[] | undefined {
     type: "function",
     function: { name: t.name, description: t.description, parameters: t.parameters as Tool["function"]["parameters"] },
   }));
+}
+
+/**
+ * Ollama's `think`: GPT-OSS takes only a level (low/medium/high), other thinking models only
+ * true/false (docs/capabilities/thinking.mdx). Unset leaves the model's default.
+ */
+function toOllamaThink(req: ChatRequest): boolean | "low" | "medium" | "high" | undefined {
+  const effort = req.reasoningEffort;
+  if (!effort) return undefined;
+  const levelsOnly = req.model.includes("gpt-oss");
+  if (effort === "none") return levelsOnly ? "low" : false;
+  return levelsOnly ? effort : true;
 }
 
 function toOllamaFormat(format: ResponseFormat | undefined): string | object | undefined {

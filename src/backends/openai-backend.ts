@@ -38,6 +38,8 @@ interface WireUsage {
   prompt_tokens?: number;
   completion_tokens?: number;
   total_tokens?: number;
+  prompt_tokens_details?: { cached_tokens?: number } | null;
+  completion_tokens_details?: { reasoning_tokens?: number } | null;
 }
 
 interface WireToolCallDelta {
@@ -139,6 +141,7 @@ export class OpenAIBackend implements Backend {
             : req.toolChoice;
       }
     }
+    if (req.reasoningEffort) body.reasoning_effort = req.reasoningEffort;
     if (req.responseFormat && req.responseFormat.type !== "text") {
       body.response_format =
         req.responseFormat.type === "json_object"
@@ -351,5 +354,14 @@ function mapUsage(u: WireUsage | null | undefined): Usage | undefined {
   if (!u) return undefined;
   const promptTokens = u.prompt_tokens ?? 0;
   const completionTokens = u.completion_tokens ?? 0;
-  return { promptTokens, completionTokens, totalTokens: u.total_tokens ?? promptTokens + completionTokens };
+  const usage: Usage = {
+    promptTokens,
+    completionTokens,
+    totalTokens: u.total_tokens ?? promptTokens + completionTokens,
+  };
+  const cached = u.prompt_tokens_details?.cached_tokens;
+  const reasoning = u.completion_tokens_details?.reasoning_tokens;
+  if (cached) usage.cachedTokens = cached;
+  if (reasoning) usage.reasoningTokens = reasoning;
+  return usage;
 }

@@ -41,6 +41,10 @@ export class ModelRouter {
   /** Resolves a request's model id (empty: the default model). */
   async resolve(modelId: string, signal: CancelSignal): Promise<Route> {
     const id = modelId || this.defaultModel;
+    // A bare backend name ("codex") asks for that backend's own default model. Only for backends
+    // other than the default one: a model may well share the default backend's name.
+    const bare = this.byName.get(id);
+    if (bare && id !== this.defaultBackend) return { backend: bare, model: "" };
     const slash = id.indexOf("/");
     if (slash > 0) {
       const named = this.byName.get(id.slice(0, slash));
@@ -94,7 +98,9 @@ export class ModelRouter {
         return;
       }
       for (const m of r.value) {
-        listing.models.push(b.name === this.defaultBackend ? m : { ...m, id: `${b.name}/${m.id}` });
+        // A backend's own default model (empty id) is listed under the backend's name.
+        const id = b.name === this.defaultBackend ? m.id : m.id ? `${b.name}/${m.id}` : b.name;
+        listing.models.push(id === m.id ? m : { ...m, id });
       }
     });
     return listing;

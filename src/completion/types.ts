@@ -51,14 +51,26 @@ export interface GenerationOptions {
   contextWindow?: number;
 }
 
+export type ReasoningEffort = "none" | "low" | "medium" | "high";
+
 export interface ChatRequest {
-  /** Model id as the backend knows it (routing prefix already removed). */
+  /**
+   * Model id as the backend knows it (routing prefix already removed). Empty when the id
+   * named only a backend ("codex"): that backend's own default model.
+   */
   model: string;
   messages: ChatMessage[];
   tools?: ToolSpec[];
   toolChoice?: ToolChoice;
   responseFormat?: ResponseFormat;
   options: GenerationOptions;
+  /** Unset: the model's default. */
+  reasoningEffort?: ReasoningEffort;
+  /**
+   * A client-chosen conversation id. Stateful backends (Codex) keep their thread under it and
+   * then need only the messages after their last answer; stateless backends ignore it.
+   */
+  conversationId?: string;
 }
 
 export interface CompletionRequest {
@@ -75,6 +87,10 @@ export interface Usage {
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
+  /** Of promptTokens, served from the upstream's prompt cache (when it says). */
+  cachedTokens?: number;
+  /** Of completionTokens, spent on reasoning (when the upstream says). */
+  reasoningTokens?: number;
 }
 
 /** One step of a streamed chat answer. `done` is always last. */
@@ -123,7 +139,7 @@ export interface BackendHealth {
 
 export interface Backend {
   readonly name: string;
-  readonly kind: "ollama" | "openai";
+  readonly kind: "ollama" | "openai" | "codex";
   /** Human-readable upstream, used in error messages ("ollama at http://..."). */
   readonly describe: string;
   /**

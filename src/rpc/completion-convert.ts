@@ -8,6 +8,7 @@ import {
   FinishReason as PbFinishReason,
   ModelCapability as PbCapability,
   ModelSchema,
+  ReasoningEffort as PbReasoningEffort,
   ResponseFormatType,
   Role as PbRole,
   ToolCallSchema,
@@ -30,6 +31,7 @@ import type {
   GenerationOptions,
   ModelCapability,
   ModelInfo,
+  ReasoningEffort,
   ResponseFormat,
   Role,
   ToolCall,
@@ -119,8 +121,18 @@ export function toChatRequest(r: Omit<PbChatRequest, "$typeName">): ChatRequest 
     };
     req.responseFormat = formats[f.type]();
   }
+  const effort = EFFORTS[r.reasoningEffort];
+  if (effort) req.reasoningEffort = effort;
+  if (r.conversationId) req.conversationId = r.conversationId;
   return req;
 }
+
+const EFFORTS: Partial<Record<PbReasoningEffort, ReasoningEffort>> = {
+  [PbReasoningEffort.NONE]: "none",
+  [PbReasoningEffort.LOW]: "low",
+  [PbReasoningEffort.MEDIUM]: "medium",
+  [PbReasoningEffort.HIGH]: "high",
+};
 
 export function toCompletionRequest(r: Omit<PbCompleteRequest, "$typeName">): CompletionRequest {
   return {
@@ -151,6 +163,8 @@ export function pbUsage(u: Usage | undefined): PbUsage | undefined {
         promptTokens: u.promptTokens,
         completionTokens: u.completionTokens,
         totalTokens: u.totalTokens,
+        cachedPromptTokens: u.cachedTokens ?? 0,
+        reasoningTokens: u.reasoningTokens ?? 0,
       })
     : undefined;
 }

@@ -135,6 +135,14 @@ export const ChatCompletionRequest = Type.Object(
     parallel_tool_calls: Type.Optional(Type.Boolean()),
     response_format: Type.Optional(ResponseFormatSchema),
     logprobs: Type.Optional(Nullable(Type.Boolean())),
+    reasoning_effort: Type.Optional(Nullable(StringEnum(["none", "minimal", "low", "medium", "high", "xhigh"]))),
+    conversation_id: Type.Optional(
+      Type.String({
+        pattern: "^[A-Za-z0-9_.:-]{1,128}$",
+        description:
+          "Extension: keeps a stateful backend's conversation (a Codex thread) across requests; later requests need only the new messages",
+      }),
+    ),
   },
   { additionalProperties: true, $id: "CreateChatCompletionRequest" },
 );

@@ -12,6 +12,7 @@ import type {
   FinishReason,
   GenerationOptions,
   ModelInfo,
+  ReasoningEffort,
   ResponseFormat,
   ToolCall,
   ToolChoice,
@@ -129,7 +130,17 @@ export function toDomainChat(b: ChatCompletionRequest): ChatRequest {
         : { type: f.type }
     ) as ResponseFormat;
   }
+  if (b.reasoning_effort) req.reasoningEffort = toReasoningEffort(b.reasoning_effort);
+  if (b.conversation_id) req.conversationId = b.conversation_id;
   return req;
+}
+
+/** OpenAI's effort levels onto the four a local model can tell apart. */
+export function toReasoningEffort(effort: string): ReasoningEffort {
+  if (effort === "none") return "none";
+  if (effort === "minimal") return "low";
+  if (effort === "xhigh") return "high";
+  return effort as ReasoningEffort;
 }
 
 export function toDomainCompletion(b: CompletionRequest): DomainCompletionRequest {
