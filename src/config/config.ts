@@ -34,7 +34,12 @@ export interface Config {
     timeoutMs: number;
     keepWorkspaces: boolean;
     jobRetentionSeconds: number;
+    /** Sandbox of the `codex` model backend. */
+    modelSandbox: Values["codexModelSandbox"];
+    /** Slugs listed as `codex/<slug>`. */
+    models: string[];
   };
+  responsesHeartbeatMs: number;
   backends: OpenAIBackendConfig[];
   embedModel: string;
   ollamaNumCtx: number;
@@ -173,7 +178,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
       timeoutMs: v.codexTimeoutMs,
       keepWorkspaces: v.codexKeepWorkspaces,
       jobRetentionSeconds: v.codexJobRetentionSeconds,
+      modelSandbox: v.codexModelSandbox,
+      models: v.codexModels,
     },
+    responsesHeartbeatMs: v.responsesHeartbeatMs,
     backends: parseBackends(v.backends, env),
     embedModel: v.embedModel,
     ollamaNumCtx: v.ollamaNumCtx,

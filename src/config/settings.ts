@@ -262,6 +262,37 @@ export const settings = {
     defaultText: "3600",
     parse: (raw, name) => parsers.int(3600, 0, 31_536_000)(raw, name)!,
   }),
+  codexModelSandbox: setting({
+    env: "CODEX_MODEL_SANDBOX",
+    flag: "codex-model-sandbox",
+    description: "`--sandbox` of the `codex` model (Codex CLI answering chat requests)",
+    defaultText: "read-only",
+    parse: parsers.oneOf("read-only", SANDBOX_MODES),
+  }),
+  codexModels: setting({
+    env: "CODEX_MODELS",
+    flag: "codex-models",
+    description: "Codex model slugs listed as `codex/<slug>` (comma-separated); `codex` alone is Codex's default",
+    defaultText: "none",
+    parse: (raw, name) => {
+      const slugs = (raw ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const slug of slugs)
+        if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(slug))
+          fail(name, raw!, `bad model slug ${JSON.stringify(slug)}`);
+      return slugs;
+    },
+  }),
+  responsesHeartbeatMs: setting({
+    env: "RESPONSES_HEARTBEAT_MS",
+    flag: "responses-heartbeat-ms",
+    description:
+      "/v1/responses: after this much silence (model loading, long thinking) send a `response.in_progress` event",
+    defaultText: "5000",
+    parse: (raw, name) => parsers.int(5_000, 50, 600_000)(raw, name)!,
+  }),
   backends: setting({
     env: "BACKENDS",
     flag: "backends",
@@ -285,9 +316,10 @@ export const settings = {
   ollamaNumCtx: setting({
     env: "OLLAMA_NUM_CTX",
     flag: "ollama-num-ctx",
-    description: "context window requested from Ollama when a request names none (0: Ollama's default)",
-    defaultText: "0",
-    parse: (raw, name) => parsers.int(0, 0, 10_000_000)(raw, name)!,
+    description:
+      "context window requested from Ollama when a request names none (0: Ollama's default, 4k on small GPUs, too small for agents)",
+    defaultText: "65536",
+    parse: (raw, name) => parsers.int(65_536, 0, 10_000_000)(raw, name)!,
   }),
   rateLimitRpm: setting({
     env: "RATE_LIMIT_RPM",

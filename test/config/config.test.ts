@@ -38,10 +38,13 @@ describe("defaults", () => {
       timeoutMs: 600_000,
       keepWorkspaces: false,
       jobRetentionSeconds: 3600,
+      modelSandbox: "read-only",
+      models: [],
     });
+    expect(c.responsesHeartbeatMs).toBe(5000);
     expect(c.backends).toEqual([]);
     expect(c.embedModel).toBe("nomic-embed-text");
-    expect(c.ollamaNumCtx).toBe(0);
+    expect(c.ollamaNumCtx).toBe(65_536);
     expect(c.rateLimitRpm).toBe(0);
     expect(c.bodyLimitBytes).toBe(4 * 1024 * 1024);
     expect(c.rpcMessageLimitBytes).toBe(4 * 1024 * 1024);
@@ -98,6 +101,9 @@ const TABLE: { env: string; value: string; get: (c: ReturnType<typeof loadConfig
   },
   { env: "EMBED_MODEL", value: "bge-m3", get: (c) => c.embedModel, want: "bge-m3" },
   { env: "OLLAMA_NUM_CTX", value: "8192", get: (c) => c.ollamaNumCtx, want: 8192 },
+  { env: "CODEX_MODEL_SANDBOX", value: "workspace-write", get: (c) => c.codex.modelSandbox, want: "workspace-write" },
+  { env: "CODEX_MODELS", value: "gpt-5.5, o3", get: (c) => c.codex.models, want: ["gpt-5.5", "o3"] },
+  { env: "RESPONSES_HEARTBEAT_MS", value: "1000", get: (c) => c.responsesHeartbeatMs, want: 1000 },
   { env: "RATE_LIMIT_RPM", value: "60", get: (c) => c.rateLimitRpm, want: 60 },
   { env: "BODY_LIMIT_BYTES", value: "65536", get: (c) => c.bodyLimitBytes, want: 65_536 },
   { env: "RPC_MESSAGE_LIMIT_BYTES", value: "1048576", get: (c) => c.rpcMessageLimitBytes, want: 1_048_576 },
@@ -271,6 +277,9 @@ describe("invalid values: one ConfigError line naming the variable", () => {
     [{ EMBED_MODEL: "" }, "EMBED_MODEL"],
     [{ OLLAMA_NUM_CTX: "lots" }, "OLLAMA_NUM_CTX"],
     [{ RATE_LIMIT_RPM: "1.5" }, "RATE_LIMIT_RPM"],
+    [{ CODEX_MODEL_SANDBOX: "wide-open" }, "CODEX_MODEL_SANDBOX"],
+    [{ CODEX_MODELS: "gpt 5" }, "CODEX_MODELS"],
+    [{ RESPONSES_HEARTBEAT_MS: "5" }, "RESPONSES_HEARTBEAT_MS"],
     [{ BODY_LIMIT_BYTES: "10" }, "BODY_LIMIT_BYTES", /1024/],
     [{ BODY_LIMIT_BYTES: "1e6" }, "BODY_LIMIT_BYTES"],
     [{ RPC_MESSAGE_LIMIT_BYTES: "99999999999999" }, "RPC_MESSAGE_LIMIT_BYTES"],
