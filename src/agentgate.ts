@@ -14,6 +14,7 @@ import { JobService } from "../gen/agentgate/v1/job_service_pb.js";
 import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
 import { OllamaBackend } from "./backends/ollama-backend.js";
 import { OpenAIBackend } from "./backends/openai-backend.js";
+import { CodexBackend } from "./backends/codex/codex-backend.js";
 import { CompletionGateway } from "./completion/completion-gateway.js";
 import { GatewayError } from "./errors/gateway-error.js";
 import { ModelRouter } from "./completion/model-router.js";
@@ -21,7 +22,9 @@ import type { Backend } from "./completion/types.js";
 import type { Config } from "./config/config.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { registerOllamaRoutes } from "./rest/ollama/routes.js";
 import { registerOpenAIRoutes } from "./rest/openai/routes.js";
+import { registerResponsesRoutes } from "./rest/responses/routes.js";
 import { registerOperationsRoutes } from "./rest/operations-routes.js";
 import { completionService } from "./rpc/completion-service.js";
 import { grpcServiceModule } from "./rpc/grpc-services.js";
@@ -65,7 +68,7 @@ const FUTURE_SERVICES = [
   { service: EndpointService, capability: "dreamed endpoints (the EndpointService issue)" },
 ];
 
-export function buildBackends(config: Config): Backend[] {
+export function buildBackends(config: Config, deps: { db: Database; logger?: Logger }): Backend[] {
   return [
     new OllamaBackend({
       baseUrl: config.upstream,
@@ -81,6 +84,15 @@ export function buildBackends(config: Config): Backend[] {
           firstByteTimeoutMs: config.upstreamTimeoutMs,
         }),
     ),
+    new CodexBackend({
+      bin: config.codex.bin,
+      sandbox: config.codex.modelSandbox,
+      models: config.codex.models,
+      timeoutMs: config.codex.timeoutMs,
+      workDir: `${config.dataDir}/codex-model`,
+      db: deps.db,
+      logger: deps.logger,
+    }),
   ];
 }
 
@@ -91,7 +103,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     options.database ?? (await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger }));
   const ownsDb = !options.database;
   const tools = new SystemTools();
-  const router = new ModelRouter(options.backends ?? buildBackends(config), "ollama", config.model);
+  const router = new ModelRouter(options.backends ?? buildBackends(config, { db, logger }), "ollama", config.model);
   const gateway = new CompletionGateway(router, metrics, { model: config.model, embedModel: config.embedModel });
   const health = new HealthRegistry();
   const shutdown = new AbortController();
@@ -100,7 +112,21 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
 
   const completionModule: RouteModule = {
     services: [CompletionService.typeName, ...FUTURE_SERVICES.map((f) => f.service.typeName)],
-    rest: (app) => registerOpenAIRoutes(app, { gateway, metrics, shutdown: shutdown.signal }),
+    rest: async (app) => {
+      await registerOpenAIRoutes(app, {
+        gateway,
+        metrics,
+        shutdown: shutdown.signal,
+        catalog: { maxContextWindow: config.ollamaNumCtx, defaultModel: config.model },
+      });
+      await registerResponsesRoutes(app, {
+        gateway,
+        metrics,
+        shutdown: shutdown.signal,
+        heartbeatMs: config.responsesHeartbeatMs,
+      });
+      await registerOllamaRoutes(app, { gateway, metrics, shutdown: shutdown.signal });
+    },
     rpc: (r) => {
       r.service(CompletionService, completionService(gateway, metrics));
       for (const f of FUTURE_SERVICES) registerNotYetImplemented(r, f.service, f.capability);

@@ -135,7 +135,10 @@ describe("agentgate serve (npm start)", () => {
     const health = await waitHealthy(first);
     expect(health.status).toBe("ok");
     expect(health.database).toMatchObject({ ok: true, kind: "pglite" });
-    expect(health.backends).toEqual([expect.objectContaining({ name: "ollama", kind: "ollama", ok: true })]);
+    expect(health.backends).toEqual([
+      expect.objectContaining({ name: "ollama", kind: "ollama", ok: true }),
+      expect.objectContaining({ name: "codex", kind: "codex" }),
+    ]);
     expect(databaseReady(first)).toMatchObject({ kind: "pglite", location: dataDir });
     expect(databaseReady(first)?.source).not.toBe("existing");
     await fs.access(path.join(dataDir, "db.lock"));

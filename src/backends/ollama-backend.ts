@@ -126,7 +126,12 @@ export class OllamaBackend implements Backend {
           const calls = m.tool_calls.map((tc) => ({
             id: newId("call"),
             name: tc.function.name,
-            arguments: JSON.stringify(tc.function.arguments ?? {}),
+            // A string is passed on as written: a model's malformed arguments reach the client,
+            // which can tell the model, instead of becoming a JSON string literal.
+            arguments:
+              typeof tc.function.arguments === "string"
+                ? (tc.function.arguments as string)
+                : JSON.stringify(tc.function.arguments ?? {}),
           }));
           toolCalls.push(...calls);
           yield { type: "tool_calls", toolCalls: calls };

@@ -2,6 +2,7 @@
  * `agentgate <command>`. `serve` runs the gateway until SIGTERM/SIGINT; a bad
  * setting prints one line and exits 2.
  */
+import { parseArgs } from "node:util";
 import { ConfigError } from "../config/config-error.js";
 import { loadConfig, settingsHelp } from "../config/config.js";
 import { VERSION } from "../version.js";
@@ -10,6 +11,14 @@ const USAGE = `agentgate ${VERSION}: one address for local models, the Codex CLI
 
 Usage:
   agentgate serve [flags]    serve Connect, gRPC, gRPC-Web and the OpenAI REST/SSE layer on BIND
+  agentgate codex-config [flags]
+                             print the Codex CLI config.toml that uses this agentgate (BIND, MODEL)
+      --write                merge it into $CODEX_HOME/config.toml (default ~/.codex), keeping a .bak
+      --codex-home <dir>     the Codex home to write into
+      --base-url <url>       agentgate's URL as Codex reaches it (default http://<BIND>/v1)
+      --model <id>           Codex's default model (default MODEL)
+      --env-key <name>       variable holding the key Codex sends (default AGENTGATE_API_KEY)
+      --provider-id <id>     the model_providers table to write (default agentgate)
   agentgate version          print the version
   agentgate help             this text
 
@@ -52,12 +61,66 @@ async function serve(argv: string[]): Promise<number> {
   });
 }
 
+async function codexConfig(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        write: { type: "boolean" },
+        "codex-home": { type: "string" },
+        "base-url": { type: "string" },
+        model: { type: "string" },
+        "env-key": { type: "string" },
+        "provider-id": { type: "string" },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError((err as Error).message.split("\n")[0]!);
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  if (str("codex-home") !== undefined && !values.write) throw new ConfigError("--codex-home needs --write");
+  const codex = await import("../codex/codex-config.js");
+  // The serve settings (same environment) give the address and default model; not needed when both are given.
+  const config = str("base-url") !== undefined && str("model") !== undefined ? undefined : loadConfig(process.env);
+  const options = {
+    baseUrl: str("base-url") ?? codex.baseUrlForBind(config!.bind),
+    model: str("model") ?? config!.model,
+    envKey: str("env-key"),
+    providerId: str("provider-id"),
+  };
+  if (!values.write) {
+    process.stdout.write(codex.renderCodexConfig(options));
+    return 0;
+  }
+  let result: ReturnType<typeof codex.writeCodexConfig>;
+  try {
+    result = codex.writeCodexConfig(str("codex-home") ?? codex.defaultCodexHome(), options);
+  } catch (err) {
+    if (err instanceof ConfigError || !(err as NodeJS.ErrnoException).code) throw err;
+    // A file-system failure (permissions, read-only home): one line, not a stack trace.
+    process.stderr.write(`agentgate: cannot write the Codex config: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const where = !result.changed
+    ? `# ${result.path} already had these settings; nothing written.`
+    : result.backup
+      ? `# Wrote ${result.path} (the previous file, comments included, is kept as ${result.backup}):`
+      : `# Wrote ${result.path}:`;
+  process.stdout.write(`${where}\n\n${result.text}`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command = "serve", ...rest] = argv;
   try {
     switch (command) {
       case "serve":
         return await serve(rest);
+      case "codex-config":
+        return await codexConfig(rest);
       case "version":
       case "--version":
         process.stdout.write(`${VERSION}\n`);

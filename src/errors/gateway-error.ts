@@ -47,6 +47,11 @@ export interface GatewayErrorOptions {
   code?: string;
   /** For rate limits: when to try again (REST sends it as Retry-After). */
   retryAfterSeconds?: number;
+  /**
+   * REST only: answer with this HTTP status instead of the kind's. For clients whose retry
+   * policy keys on the status (Codex retries every 5xx up to 30 times; see rest/responses).
+   */
+  httpStatus?: number;
   cause?: unknown;
 }
 
@@ -56,6 +61,7 @@ export class GatewayError extends Error {
   readonly param?: string;
   readonly code?: string;
   readonly retryAfterSeconds?: number;
+  readonly httpStatus?: number;
 
   constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -63,10 +69,22 @@ export class GatewayError extends Error {
     this.param = options.param;
     this.code = options.code;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.httpStatus = options.httpStatus;
   }
 
   get status(): number {
-    return KINDS[this.kind].status;
+    return this.httpStatus ?? KINDS[this.kind].status;
+  }
+
+  /** The same error answered with another HTTP status. */
+  withHttpStatus(status: number): GatewayError {
+    return new GatewayError(this.kind, this.message, {
+      param: this.param,
+      code: this.code,
+      retryAfterSeconds: this.retryAfterSeconds,
+      httpStatus: status,
+      cause: this.cause,
+    });
   }
 }
 
@@ -82,7 +100,7 @@ export function toOpenAIError(err: unknown): { status: number; body: OpenAIError
   const g = asGatewayError(err);
   const info = KINDS[g.kind];
   return {
-    status: info.status,
+    status: g.status,
     body: { error: { message: g.message, type: info.openaiType, param: g.param ?? null, code: g.code ?? g.kind } },
   };
 }

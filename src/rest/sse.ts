@@ -56,16 +56,35 @@ export class SseStream {
     this.reply.code(200).send(this.body);
   }
 
-  /** Writes one `data:` event; resolves once the socket can take more. */
-  async send(value: unknown): Promise<void> {
+  /**
+   * Writes one `data:` event (with an `event:` line when named); resolves once the socket can
+   * take more.
+   */
+  async send(value: unknown, event?: string): Promise<void> {
     if (this.ended || this.signal.aborted) return;
-    if (!this.body.write(`data: ${JSON.stringify(value)}\n\n`)) {
+    const frame = event ? `event: ${event}\ndata: ${JSON.stringify(value)}\n\n` : `data: ${JSON.stringify(value)}\n\n`;
+    if (!this.body.write(frame)) {
       await once(this.body, "drain", { signal: this.signal }).catch(() => undefined);
     }
   }
 
   /**
-   * Ends the stream the way OpenAI does: an error (if any) as a `data:` event with
+   * Writes a last event even when the stream was ended by the server's shutdown (which
+   * `send` would drop), then ends the stream without `[DONE]`: the Responses API's way.
+   */
+  end(last?: { value: unknown; event: string }): void {
+    if (this.ended) return;
+    const reason: unknown = this.signal.reason;
+    this.ended = true;
+    if (last && !(reason instanceof ClientDisconnected) && !this.body.destroyed) {
+      this.body.write(`event: ${last.event}\ndata: ${JSON.stringify(last.value)}\n\n`);
+    }
+    this.cleanup();
+    if (!this.body.destroyed) this.body.end();
+  }
+
+  /**
+   * Ends the stream the way OpenAI's chat completions do: an error (if any) as a `data:` event with
    * an OpenAI error object, then `data: [DONE]`. Nothing is written to a client
    * that has gone.
    */

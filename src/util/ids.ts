@@ -15,9 +15,12 @@ function randomByte(): number {
   return pool[offset++]!;
 }
 
-/** A random id with a readable prefix, e.g. `chatcmpl-3k9...` (24 base62 chars, ~142 bits). */
+/**
+ * A random id with a readable prefix, e.g. `chatcmpl-3k9...` (24 base62 chars, ~142 bits). The
+ * Responses API writes its prefixes with an underscore (`resp_`, `msg_`): pass the prefix with it.
+ */
 export function newId(prefix: string, length = 24): string {
-  let out = `${prefix}-`;
+  let out = prefix.endsWith("_") ? prefix : `${prefix}-`;
   // Rejection sampling keeps every character uniform (248 = 4 * 62).
   for (let i = 0; i < length;) {
     const b = randomByte();

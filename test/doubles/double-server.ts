@@ -26,8 +26,11 @@ export interface RecordedRequest {
 
 export interface ScriptToolCall {
   name: string;
-  /** Always an object: Ollama sends it as one, the OpenAI double serialises and fragments it. */
-  arguments: Record<string, unknown>;
+  /**
+   * An object, as Ollama sends it (the OpenAI double serialises and fragments it). A string models a
+   * model that wrote malformed arguments: sent as is.
+   */
+  arguments: Record<string, unknown> | string;
   /** Defaults to a deterministic `call_xxxxxxxx`. */
   id?: string;
 }

@@ -162,6 +162,7 @@ describe("chat completions through the openai SDK", () => {
       seed: 42,
       presence_penalty: 0.5,
       frequency_penalty: -0.25,
+      num_ctx: 65_536, // OLLAMA_NUM_CTX's default: agents need a large window
     });
     expect(sent!.format).toBeUndefined();
     expect(sent!.tools).toBeUndefined();
@@ -175,7 +176,7 @@ describe("chat completions through the openai SDK", () => {
       max_tokens: 100,
       stop: "END",
     });
-    expect(ollamaBodies("/api/chat")[0]!.options).toEqual({ num_predict: 9, stop: ["END"] });
+    expect(ollamaBodies("/api/chat")[0]!.options).toEqual({ num_predict: 9, stop: ["END"], num_ctx: 65_536 });
   });
 
   it("reports finish_reason length when max_tokens cuts the answer", async () => {
@@ -473,9 +474,10 @@ describe("models and embeddings through the openai SDK", () => {
         "nomic-embed-text:latest",
         "vllm/Qwen/Qwen3-8B",
         "vllm/BAAI/bge-small-en-v1.5",
+        "codex",
       ]),
     );
-    expect(ids).toHaveLength(5);
+    expect(ids).toHaveLength(6);
   });
 
   it("retrieves a model, including an id with slashes from the second backend", async () => {

@@ -112,6 +112,7 @@ describe("with AUTH_TOKEN set", () => {
       "/v1/chat/completions": { model: "qwen3:8b", messages: [{ role: "user", content: "hi" }] },
       "/v1/completions": { model: "qwen3:8b", prompt: "hi" },
       "/v1/embeddings": { model: "nomic-embed-text", input: "hi" },
+      "/v1/responses": { model: "qwen3:8b", input: "hi" },
     };
     restRoutes = [{ method: "GET", path: "/openapi.json" }];
     for (const [path, ops] of Object.entries(doc.paths)) {

@@ -8,7 +8,8 @@ import type { CompletionGateway } from "../../completion/completion-gateway.js";
 import { validateChatRequest, validateCompletionRequest, validateEmbedRequest } from "../../completion/validate.js";
 import { GatewayError } from "../../errors/gateway-error.js";
 import type { Metrics } from "../../observability/metrics.js";
-import { Cancellation, type CancelSignal } from "../../util/cancel-signal.js";
+import { codexModelCatalog, type CodexCatalogOptions } from "../../codex/model-catalog.js";
+import { clientGone } from "../client-gone.js";
 import { pipeEvents, SseStream } from "../sse.js";
 import {
   ChatCompletionRequest,
@@ -40,25 +41,14 @@ export interface OpenAIRoutesDeps {
   metrics: Metrics;
   /** Aborted when the shutdown grace period ends: open streams finish with an error event. */
   shutdown: AbortSignal;
+  /** How GET /v1/models describes models to the Codex CLI. */
+  catalog: CodexCatalogOptions;
 }
 
 const TAGS = ["openai"];
 
-/**
- * Cancels when the client goes away before the reply is sent (non-streaming calls). A
- * Cancellation, not an AbortController: see util/cancel-signal.ts.
- */
-function clientGone(reply: FastifyReply): CancelSignal {
-  const gone = new Cancellation();
-  // `on`, not `once`: the response closes once anyway, and once() wraps the listener per request.
-  reply.raw.on("close", () => {
-    if (!reply.raw.writableFinished) gone.cancel(new Error("client disconnected"));
-  });
-  return gone;
-}
-
 export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRoutesDeps): Promise<void> {
-  const { gateway, metrics, shutdown } = deps;
+  const { gateway, metrics, shutdown, catalog } = deps;
 
   app.post<{ Body: ChatCompletionRequest }>(
     "/v1/chat/completions",
@@ -166,7 +156,12 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
           `no backend answered: ${listing.unavailable.map((u) => u.message).join("; ")}`,
         );
       }
-      return { object: "list", data: listing.models.map(modelObject) };
+      // One body for both readers: OpenAI clients read `data`, the Codex CLI's model_catalog_url `models`.
+      return {
+        object: "list",
+        data: listing.models.map(modelObject),
+        models: codexModelCatalog(listing.models, catalog).models,
+      };
     },
   );
 

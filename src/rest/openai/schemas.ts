@@ -207,7 +207,14 @@ export const ModelObject = Type.Object({
   owned_by: Type.String(),
 });
 
-export const ModelList = Type.Object({ object: Type.Literal("list"), data: Type.Array(ModelObject) });
+export const ModelList = Type.Object({
+  object: Type.Literal("list"),
+  data: Type.Array(ModelObject),
+  models: Type.Array(Type.Object({ slug: Type.String() }, { additionalProperties: true }), {
+    description:
+      "The same models as a Codex CLI model catalog (`model_catalog_url` may point here): context window, apply_patch tool type, base instructions",
+  }),
+});
 
 export const ChatCompletionResponse = Type.Object(
   {
