@@ -7,7 +7,9 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import OpenAI from "openai";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { renderCodexConfig } from "../../src/codex/codex-config.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
 import { codexCliAvailable, runCodexExec, type CodexExecResult } from "../support/real-codex.js";
 
@@ -188,6 +190,60 @@ describe.runIf(available)("the real Codex CLI through agentgate", () => {
     expect(r.exitCode).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/401/);
     expect(chatBodies()).toHaveLength(0);
+  });
+});
+
+describe.runIf(available)("the codex model, end to end: agentgate -> real Codex CLI -> agentgate -> Ollama", () => {
+  // agentgate's `codex` model runs the real CLI, whose provider (written by codex-config) is this same
+  // agentgate: a chat completion for "codex" becomes a Codex turn whose model calls go to the double.
+  let home: string;
+  let client: OpenAI;
+
+  beforeAll(() => {
+    const run = path.join(WORK, `codex-model-${process.pid}`);
+    home = path.join(run, "home");
+    mkdirSync(home, { recursive: true });
+    mkdirSync(path.join(run, "tmp"), { recursive: true });
+    writeFileSync(
+      path.join(home, "config.toml"),
+      renderCodexConfig({
+        baseUrl: `${h.url}/v1`,
+        model: MODEL,
+        provider: { request_max_retries: 0, stream_max_retries: 0 },
+      }),
+    );
+    // The backend passes agentgate's environment on to Codex.
+    vi.stubEnv("CODEX_HOME", home);
+    vi.stubEnv("TMPDIR", path.join(run, "tmp"));
+    vi.stubEnv("AGENTGATE_API_KEY", TOKEN);
+    client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: TOKEN, maxRetries: 0, timeout: 90_000 });
+  });
+
+  afterAll(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it("answers /v1/chat/completions, non-streaming and streaming, through a real Codex turn", async () => {
+    h.ollama.enqueue({ content: ["Hello through ", "two agentgates."], promptEvalCount: 700, evalCount: 9 });
+    const res = await client.chat.completions.create({
+      model: "codex",
+      messages: [{ role: "user", content: "Say hello." }],
+    });
+    expect(res.choices[0]!.message.content).toBe("Hello through two agentgates.");
+    expect(res.usage).toMatchObject({ prompt_tokens: 700, completion_tokens: 9 });
+    // The inner request was Codex's, with the catalog's instructions and the user's prompt in it.
+    const inner = chatBodies()[0]!;
+    expect(JSON.stringify(inner.messages)).toContain("Say hello.");
+
+    h.ollama.enqueue({ content: ["Streamed ", "answer."] });
+    const stream = await client.chat.completions.create({
+      model: "codex",
+      messages: [{ role: "user", content: "Stream it." }],
+      stream: true,
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    expect(text).toBe("Streamed answer.");
   });
 });
 
