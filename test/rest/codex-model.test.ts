@@ -195,6 +195,34 @@ describe("the codex model over /v1/chat/completions", () => {
   });
 });
 
+describe("the codex model over /v1/responses", () => {
+  it("streams Codex's answer as Responses events and keeps a conversation's thread", async () => {
+    script(
+      { reasoning: "Thinking.", messages: ["First answer."], usage: { input_tokens: 30, output_tokens: 3 } },
+      { messages: ["Second answer."], usage: { input_tokens: 80, output_tokens: 5 } },
+    );
+    const stream = client.responses.stream({ model: "codex", input: "Start", conversation: "resp-7" });
+    const final = await stream.finalResponse();
+    expect(final.output.map((o) => o.type)).toEqual(["reasoning", "message"]);
+    expect(final.output_text).toBe("First answer.");
+    expect(final.usage).toMatchObject({ input_tokens: 30, output_tokens: 3, total_tokens: 33 });
+    const thread = await getCodexThread(h.gate.db, "resp-7");
+    expect(thread?.threadId).toBeTruthy();
+
+    const second = await client.responses.create({
+      model: "codex",
+      conversation: "resp-7",
+      input: [
+        { role: "user", content: "Start" },
+        { role: "assistant", content: "First answer." },
+        { role: "user", content: "Go on" },
+      ],
+    });
+    expect(second.output_text).toBe("Second answer.");
+    expect(invocations()[1]!.argv.slice(-4)).toEqual(["resume", thread!.threadId, "--", "Go on"]);
+  });
+});
+
 describe("GET /v1/models", () => {
   it("lists codex and codex/<slug> next to the Ollama models", async () => {
     const ids: string[] = [];

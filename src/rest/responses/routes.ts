@@ -199,10 +199,11 @@ async function streamResponse(
   try {
     await write(builder.start());
     let r = first === TIMED_OUT ? await pendingFirst : first;
+    // Read to the end, also past the terminal event: a backend's generator does its clean-up (the
+    // codex model records its thread, releases the conversation) after yielding `done`.
     for (; !r.done; r = await iterator.next()) {
       if (sse.signal.aborted) throw sse.signal.reason;
-      await write(builder.next(r.value));
-      if (builder.finished) break;
+      if (!builder.finished) await write(builder.next(r.value));
     }
     if (!builder.finished) throw new GatewayError("upstream_error", "the upstream ended without finishing the answer");
     clearTimeout(heartbeat);
