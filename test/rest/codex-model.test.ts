@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { createAgentgateClients, Role } from "../../clients/index.js";
 import { getCodexThread } from "../../src/backends/codex/thread-store.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
 
@@ -220,6 +221,29 @@ describe("the codex model over /v1/responses", () => {
     });
     expect(second.output_text).toBe("Second answer.");
     expect(invocations()[1]!.argv.slice(-4)).toEqual(["resume", thread!.threadId, "--", "Go on"]);
+  });
+});
+
+describe("the codex model over Connect", () => {
+  it("keeps a thread under ChatRequest.conversation_id and reports cached and reasoning tokens", async () => {
+    script({
+      messages: ["Via RPC."],
+      usage: { input_tokens: 50, cached_input_tokens: 20, output_tokens: 7, reasoning_output_tokens: 3 },
+    });
+    const ag = createAgentgateClients({ baseUrl: h.url, httpVersion: "2" });
+    const res = await ag.completion.chat({
+      model: "codex",
+      conversationId: "rpc-conv",
+      messages: [{ role: Role.USER, content: "Hello over RPC" }],
+    });
+    expect(res.message?.content).toBe("Via RPC.");
+    expect(res.usage).toMatchObject({
+      promptTokens: 50,
+      cachedPromptTokens: 20,
+      completionTokens: 7,
+      reasoningTokens: 3,
+    });
+    expect((await getCodexThread(h.gate.db, "rpc-conv"))?.threadId).toBeTruthy();
   });
 });
 

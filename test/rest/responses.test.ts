@@ -6,6 +6,7 @@
  */
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startOpenAIUpstreamDouble } from "../doubles/openai-upstream-double.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
 import { describeWithOpenAISpec, openaiValidator, parseSSE } from "../support/openai-spec.js";
 
@@ -338,6 +339,36 @@ describe("failures", () => {
     controller.abort();
     const aborted = await h.ollama.waitForAbort(2_000);
     expect(aborted.path).toBe("/api/chat");
+  });
+});
+
+describe("an OpenAI-compatible upstream behind /v1/responses", () => {
+  it("translates to its chat completions: tools as functions, calls back as Responses items", async () => {
+    const vllm = await startOpenAIUpstreamDouble();
+    const g = await startGateway({ env: { BACKENDS: `vllm=${vllm.url}/v1` }, ollama: h.ollama });
+    try {
+      vllm.enqueue({ toolCalls: [{ name: "apply_patch", arguments: { input: "*** Begin Patch\n*** End Patch" } }] });
+      const sdk = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: "x", maxRetries: 0 });
+      const res = await sdk.responses.create({
+        model: "vllm/Qwen/Qwen3-8B",
+        input: "patch it",
+        tools: [{ type: "custom", name: "apply_patch", description: "Edit files" }],
+        reasoning: { effort: "high" },
+      });
+      expect(res.output[0]).toMatchObject({
+        type: "custom_tool_call",
+        name: "apply_patch",
+        input: "*** Begin Patch\n*** End Patch",
+      });
+      const sent = vllm.requests.find((r) => r.path === "/v1/chat/completions")!.body as Body;
+      expect(sent.model).toBe("Qwen/Qwen3-8B");
+      expect(sent.reasoning_effort).toBe("high");
+      expect(sent.tools[0].function.name).toBe("apply_patch");
+      expect(sent.tools[0].function.parameters.required).toEqual(["input"]);
+    } finally {
+      await g.close();
+      await vllm.close();
+    }
   });
 });
 

@@ -9,6 +9,7 @@ import {
   createAgentgateClients,
   FinishReason,
   ModelCapability,
+  ReasoningEffort,
   ResponseFormatType,
   Role,
   ToolChoiceMode,
@@ -138,6 +139,13 @@ describe("Chat", () => {
       tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris", days: 2 } } }],
     });
     expect(followUp[2]).toEqual({ role: "tool", content: '{"temp":21}', tool_name: "get_weather" });
+  });
+
+  it("carries reasoning effort to Ollama's think (a level for GPT-OSS, on/off for others)", async () => {
+    await ag.completion.chat({ model: "qwen3:8b", messages: [user("hi")], reasoningEffort: ReasoningEffort.HIGH });
+    await ag.completion.chat({ model: "qwen3:8b", messages: [user("hi")], reasoningEffort: ReasoningEffort.NONE });
+    await ag.completion.chat({ model: "qwen3:8b", messages: [user("hi")] });
+    expect(upstream("/api/chat").map((r) => bodyOf(r).think)).toEqual([true, false, undefined]);
   });
 
   it("reports an unknown model as not_found, naming the upstream", async () => {
