@@ -12,6 +12,7 @@ import { PassThrough } from "node:stream";
 import type { FastifyReply } from "fastify";
 import { asGatewayError, GatewayError } from "../../errors/gateway-error.js";
 import { ClientDisconnected } from "../sse.js";
+import type { EventSink } from "../pipe-events.js";
 
 /**
  * Aborts when the client goes away before the reply is complete (the upstream call is then
@@ -29,7 +30,7 @@ export function replySignal(reply: FastifyReply, shutdown: AbortSignal): AbortSi
   return controller.signal;
 }
 
-export class NdjsonStream {
+export class NdjsonStream implements EventSink {
   private readonly body = new PassThrough();
   private opened = false;
   private ended = false;
@@ -72,36 +73,5 @@ export class NdjsonStream {
       if (!this.body.destroyed) this.body.write(`${JSON.stringify({ error: failure.message })}\n`);
     }
     if (!this.body.destroyed) this.body.end();
-  }
-
-  /**
-   * Pulls the first event before answering (so an early failure is a plain HTTP error, thrown to
-   * the caller), then writes every event through `write` in the background and finishes the
-   * stream. Resolves once the stream is open.
-   */
-  async pipe<E>(events: AsyncIterable<E>, write: (event: E) => Promise<void>, onEnd: () => void): Promise<void> {
-    const it = events[Symbol.asyncIterator]();
-    let first: IteratorResult<E>;
-    try {
-      first = await it.next();
-    } catch (err) {
-      onEnd();
-      throw err;
-    }
-    this.open();
-    void (async () => {
-      try {
-        for (let r = first; !r.done; r = await it.next()) {
-          if (this.signal.aborted) throw this.signal.reason;
-          await write(r.value);
-        }
-        this.finish();
-      } catch (err) {
-        this.finish(err);
-        await it.return?.().catch(() => undefined);
-      } finally {
-        onEnd();
-      }
-    })();
   }
 }

@@ -9,6 +9,7 @@
  * /openapi.json, which documents the OpenAI-compatible surface; docs/ollama-compatibility.md
  * documents these.
  */
+import { pipeEvents } from "../pipe-events.js";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ChatStream } from "../../completion/completion-gateway.js";
 import type { CompletionGateway } from "../../completion/completion-gateway.js";
@@ -143,7 +144,8 @@ async function ollamaPlugin(api: FastifyInstance, deps: OllamaRoutesDeps): Promi
       }
       const out = new NdjsonStream(reply, signal);
       let callsSent = 0;
-      await out.pipe(
+      await pipeEvents(
+        out,
         s.events,
         async (e) => {
           durations.markEvent();
@@ -212,7 +214,8 @@ async function ollamaPlugin(api: FastifyInstance, deps: OllamaRoutesDeps): Promi
         throw new GatewayError("upstream_error", "the upstream ended without finishing");
       }
       const out = new NdjsonStream(reply, signal);
-      await out.pipe(
+      await pipeEvents(
+        out,
         s.events,
         async (e) => {
           durations.markEvent();

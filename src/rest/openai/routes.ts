@@ -10,7 +10,8 @@ import { GatewayError } from "../../errors/gateway-error.js";
 import type { Metrics } from "../../observability/metrics.js";
 import { codexModelCatalog, type CodexCatalogOptions } from "../../codex/model-catalog.js";
 import { clientGone } from "../client-gone.js";
-import { pipeEvents, SseStream } from "../sse.js";
+import { pipeEvents } from "../pipe-events.js";
+import { SseStream } from "../sse.js";
 import {
   ChatCompletionRequest,
   ChatCompletionResponse,
