@@ -93,7 +93,11 @@ export class ResponseBuilder {
     return this.status !== "in_progress";
   }
 
-  /** The Response object as it stands. */
+  /**
+   * The Response object as it stands. The in-progress snapshots of a stream (created, in_progress,
+   * heartbeats) leave the request's tools out (`[]`): Codex sends ~10 KB of them and reads none of
+   * it back; the final Response (completed, incomplete, failed, non-streaming) echoes them.
+   */
   response(): Record<string, unknown> {
     const response: Record<string, unknown> = {
       id: this.id,
@@ -114,7 +118,7 @@ export class ResponseBuilder {
       temperature: this.echo.temperature ?? null,
       text: this.echo.text ?? { format: { type: "text" } },
       tool_choice: this.echo.toolChoice ?? "auto",
-      tools: this.echo.tools ?? [],
+      tools: this.status === "in_progress" ? [] : (this.echo.tools ?? []),
       top_p: this.echo.topP ?? null,
       truncation: "disabled",
       metadata: this.echo.metadata ?? {},
@@ -183,11 +187,26 @@ export class ResponseBuilder {
     }
     const open = this.open!;
     open.text += delta;
-    const where = { item_id: open.item.id, output_index: open.index, content_index: 0, delta };
+    // The per-token hot path: one object literal per event, no spreads.
     out.push(
       kind === "message"
-        ? this.event("response.output_text.delta", { ...where, logprobs: [] })
-        : this.event("response.reasoning_text.delta", where),
+        ? {
+            type: "response.output_text.delta",
+            sequence_number: this.seq++,
+            item_id: open.item.id,
+            output_index: open.index,
+            content_index: 0,
+            delta,
+            logprobs: [],
+          }
+        : {
+            type: "response.reasoning_text.delta",
+            sequence_number: this.seq++,
+            item_id: open.item.id,
+            output_index: open.index,
+            content_index: 0,
+            delta,
+          },
     );
   }
 
