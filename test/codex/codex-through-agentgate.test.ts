@@ -247,6 +247,34 @@ describe.runIf(available)("the codex model, end to end: agentgate -> real Codex 
   });
 });
 
+describe.runIf(available)("codex --oss pointed at agentgate as its Ollama", () => {
+  it("checks /api/version and /api/tags, then runs the turn through /v1/responses", async () => {
+    // --oss uses Codex's built-in Ollama provider, which sends no key: an agentgate without AUTH_TOKEN.
+    const g = await startGateway({ env: { MODEL }, ollama: h.ollama });
+    try {
+      h.ollama.enqueue({ content: ["Hello, oss."] });
+      const r = await runCodexExec({
+        baseUrl: `${g.url}/v1`,
+        apiKey: "unused",
+        model: MODEL,
+        prompt: "Say hello.",
+        cwd,
+        args: ["--oss", "--local-provider", "ollama", "-m", MODEL],
+        env: { CODEX_OSS_BASE_URL: `${g.url}/v1` },
+        timeoutMs: 60_000,
+      });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.lastAgentMessage).toBe("Hello, oss.");
+      const seen = g.logs.filter((l) => l.msg === "request").map((l) => `${l.method} ${l.url} ${l.status}`);
+      expect(seen).toEqual(
+        expect.arrayContaining(["GET /api/version 200", "GET /api/tags 200", "POST /v1/responses 200"]),
+      );
+    } finally {
+      await g.close();
+    }
+  });
+});
+
 // The CLI is an optional dependency (a 404 MB platform binary); on the machines this project is
 // tested on (Linux x64) it must be there, or the acceptance above silently would not run.
 it.runIf(process.platform === "linux" && process.arch === "x64")("the bundled Codex CLI is installed", () => {
