@@ -22,6 +22,7 @@ import { openTestDatabase } from "../support/test-database.js";
 const FAKE = fileURLToPath(new URL("../doubles/fake-codex.mjs", import.meta.url));
 // Codex refuses a CODEX_HOME under the temporary directory, and so does the backend: keep it in the repo.
 const HOMES = fileURLToPath(new URL("../../node_modules/.cache/agentgate-test-codex/", import.meta.url));
+const CODEX_TMP = path.join(HOMES, "tmp");
 
 let db: Database;
 let dir: string;
@@ -36,7 +37,7 @@ beforeAll(async () => {
 afterAll(() => db.close());
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "codex-backend-"));
-  fs.mkdirSync(HOMES, { recursive: true });
+  fs.mkdirSync(CODEX_TMP, { recursive: true });
   codexHome = fs.mkdtempSync(HOMES);
   logFile = path.join(dir, "invocations.jsonl");
   scriptFile = path.join(dir, "script.json");
@@ -80,7 +81,14 @@ function backend(overrides: Partial<CodexBackendOptions> = {}): CodexBackend {
     timeoutMs: 15_000,
     workDir: path.join(dir, "data", "codex-model"),
     db,
-    env: { ...process.env, CODEX_HOME: codexHome, FAKE_CODEX_SCRIPT: scriptFile, FAKE_CODEX_LOG: logFile },
+    // TMPDIR as Codex sees it must not contain CODEX_HOME, also when the checkout itself lies under /tmp.
+    env: {
+      ...process.env,
+      CODEX_HOME: codexHome,
+      TMPDIR: CODEX_TMP,
+      FAKE_CODEX_SCRIPT: scriptFile,
+      FAKE_CODEX_LOG: logFile,
+    },
     killGraceMs: 2_000,
     ...overrides,
   });
@@ -471,7 +479,7 @@ describe("errors", () => {
   it("rejects a CODEX_HOME under the temporary directory before starting Codex", async () => {
     script({});
     const b = backend({
-      env: { ...process.env, CODEX_HOME: path.join(os.tmpdir(), "codex-home"), FAKE_CODEX_LOG: logFile },
+      env: { ...process.env, CODEX_HOME: "/tmp/codex-home", TMPDIR: "/tmp", FAKE_CODEX_LOG: logFile },
     });
     const err = await failure(b.chat(chatReq([user("q")]), new Cancellation()));
     expect(err).toMatchObject({ kind: "failed_precondition", code: "codex_home_in_tmp" });

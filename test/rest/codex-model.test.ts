@@ -36,7 +36,11 @@ beforeAll(async () => {
   codexHome = fs.mkdtempSync(HOMES);
   logFile = path.join(dataDir, "invocations.jsonl");
   scriptFile = path.join(dataDir, "script.json");
-  // The backend passes the gateway's environment through to Codex.
+  // The backend passes the gateway's environment through to Codex; its TMPDIR must not contain
+  // CODEX_HOME, also when the checkout itself lies under /tmp.
+  const codexTmp = path.join(HOMES, "tmp");
+  fs.mkdirSync(codexTmp, { recursive: true });
+  vi.stubEnv("TMPDIR", codexTmp);
   vi.stubEnv("CODEX_HOME", codexHome);
   vi.stubEnv("FAKE_CODEX_LOG", logFile);
   vi.stubEnv("FAKE_CODEX_SCRIPT", scriptFile);

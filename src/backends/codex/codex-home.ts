@@ -11,7 +11,8 @@ import { GatewayError } from "../../errors/gateway-error.js";
 
 export function resolveCodexHome(env: NodeJS.ProcessEnv): string {
   const home = path.resolve(env.CODEX_HOME || path.join(os.homedir(), ".codex"));
-  const tmp = realpath(os.tmpdir());
+  // The temporary directory as Codex sees it (Rust's temp_dir: $TMPDIR, else /tmp), not ours.
+  const tmp = realpath(env.TMPDIR || "/tmp");
   if (isInside(realpath(home), tmp)) {
     throw new GatewayError(
       "failed_precondition",
