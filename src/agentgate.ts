@@ -12,6 +12,7 @@ import { CompletionService } from "../gen/agentgate/v1/completion_service_pb.js"
 import { EndpointService } from "../gen/agentgate/v1/endpoint_service_pb.js";
 import { JobService } from "../gen/agentgate/v1/job_service_pb.js";
 import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
+import { AgentSupervisor } from "./agents/agent-supervisor.js";
 import { OllamaBackend } from "./backends/ollama-backend.js";
 import { OpenAIBackend } from "./backends/openai-backend.js";
 import { CodexBackend } from "./backends/codex/codex-backend.js";
@@ -22,10 +23,12 @@ import type { Backend } from "./completion/types.js";
 import type { Config } from "./config/config.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { registerAgentRoutes } from "./rest/agents/routes.js";
 import { registerOllamaRoutes } from "./rest/ollama/routes.js";
 import { registerOpenAIRoutes } from "./rest/openai/routes.js";
 import { registerResponsesRoutes } from "./rest/responses/routes.js";
 import { registerOperationsRoutes } from "./rest/operations-routes.js";
+import { agentService } from "./rpc/agent-service.js";
 import { completionService } from "./rpc/completion-service.js";
 import { grpcServiceModule } from "./rpc/grpc-services.js";
 import { registerNotYetImplemented } from "./rpc/not-yet-implemented.js";
@@ -53,6 +56,8 @@ export interface Agentgate {
   readonly config: Config;
   readonly db: Database;
   readonly gateway: CompletionGateway;
+  /** The agent domain (AgentService, and REST/WebSocket/CLI layers built on it). */
+  readonly agents: AgentSupervisor;
   readonly metrics: Metrics;
   readonly health: HealthRegistry;
   /** Listens on config.bind; resolves to the bound address (port 0 picks one). */
@@ -62,7 +67,6 @@ export interface Agentgate {
 }
 
 const FUTURE_SERVICES = [
-  { service: AgentService, capability: "agents in pseudo-terminals (the AgentService issue)" },
   { service: JobService, capability: "Codex jobs with a durable queue (the JobService issue)" },
   { service: SearchService, capability: "repository search (the SearchService issue)" },
   { service: EndpointService, capability: "dreamed endpoints (the EndpointService issue)" },
@@ -109,9 +113,20 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
   const shutdown = new AbortController();
   const instanceId = randomUUID();
   const started = Date.now();
+  const agents = await AgentSupervisor.open({
+    db,
+    dataDir: config.dataDir,
+    instanceId,
+    tools,
+    ringBytes: config.agents.maxLogBytes,
+    logFileMaxBytes: config.agents.logFileMaxBytes,
+    defaultSandbox: tools.path("bwrap") ? "bwrap" : "none",
+    codexBin: config.codex.bin,
+    logger,
+  });
 
   const completionModule: RouteModule = {
-    services: [CompletionService.typeName, ...FUTURE_SERVICES.map((f) => f.service.typeName)],
+    services: [CompletionService.typeName, AgentService.typeName, ...FUTURE_SERVICES.map((f) => f.service.typeName)],
     rest: async (app) => {
       await registerOpenAIRoutes(app, {
         gateway,
@@ -126,9 +141,11 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
         heartbeatMs: config.responsesHeartbeatMs,
       });
       await registerOllamaRoutes(app, { gateway, metrics, shutdown: shutdown.signal });
+      await registerAgentRoutes(app, { supervisor: agents, metrics, shutdown: shutdown.signal });
     },
     rpc: (r) => {
       r.service(CompletionService, completionService(gateway, metrics));
+      r.service(AgentService, agentService(agents, { messageLimitBytes: config.rpcMessageLimitBytes }));
       for (const f of FUTURE_SERVICES) registerNotYetImplemented(r, f.service, f.capability);
     },
   };
@@ -164,6 +181,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     config,
     db,
     gateway,
+    agents,
     metrics,
     health,
     async listen() {
@@ -172,11 +190,9 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       const port = typeof addr === "object" && addr ? addr.port : config.bind.port;
       const host = config.bind.host.includes(":") ? `[${config.bind.host}]` : config.bind.host;
       const url = `http://${host}:${port}`;
-      await registerInstance(db, {
-        id: instanceId,
-        address: `${host === "0.0.0.0" || host === "[::]" ? os.hostname() : host}:${port}`,
-        version: VERSION,
-      });
+      const address = `${host === "0.0.0.0" || host === "[::]" ? os.hostname() : host}:${port}`;
+      await registerInstance(db, { id: instanceId, address, version: VERSION });
+      agents.setReplicaAddress(address);
       heartbeat = setInterval(() => void heartbeatInstance(db, instanceId).catch(() => undefined), 15_000);
       heartbeat.unref();
       logger.info(
@@ -201,11 +217,15 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
           const server = app.server as unknown as { closeAllConnections?: () => void };
           server.closeAllConnections?.();
         }, config.shutdownGraceMs + 2_000);
+        // Ending the agents ends their Attach and WatchLogs streams (exit frame), so app.close()
+        // need not wait for the grace period on them.
+        const agentsClosed = agents.close();
         try {
           await app.close();
         } finally {
           clearTimeout(grace);
           clearTimeout(force);
+          await agentsClosed.catch((err: unknown) => logger.error({ err }, "closing the agent supervisor failed"));
           await unregisterInstance(db, instanceId).catch(() => undefined);
           if (ownsDb) await db.close();
         }

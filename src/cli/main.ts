@@ -5,6 +5,7 @@
 import { ConfigError } from "../config/config-error.js";
 import { loadConfig, settingsHelp } from "../config/config.js";
 import { VERSION } from "../version.js";
+import { agentsCommand, attachCommand } from "./attach-command.js";
 import { codexConfig } from "./codex-config-command.js";
 
 const USAGE = `agentgate ${VERSION}: one address for local models, the Codex CLI and sandboxed agents.
@@ -19,6 +20,11 @@ Usage:
       --model <id>           Codex's default model (default MODEL)
       --env-key <name>       variable holding the key Codex sends (default AGENTGATE_API_KEY)
       --provider-id <id>     the model_providers table to write (default agentgate)
+  agentgate attach <agent-id> [--url URL] [--token T] [--read-only] [--no-replay]
+                             this terminal becomes the agent's (raw mode, resize follows); Ctrl-] detaches
+  agentgate agents [--url URL] [--token T]
+                             list the agents
+                             (URL defaults to this environment's BIND, the token to AUTH_TOKEN)
   agentgate version          print the version
   agentgate help             this text
 
@@ -69,6 +75,10 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case "codex-config":
         return await codexConfig(rest);
+      case "attach":
+        return await attachCommand(rest);
+      case "agents":
+        return await agentsCommand(rest);
       case "version":
       case "--version":
         process.stdout.write(`${VERSION}\n`);

@@ -48,6 +48,12 @@ export interface Config {
   rpcMessageLimitBytes: number;
   upstreamTimeoutMs: number;
   shutdownGraceMs: number;
+  agents: {
+    /** AGENT_MAX_LOG_BYTES: the in-memory ring per agent. */
+    maxLogBytes: number;
+    /** AGENT_LOG_FILE_MAX_BYTES: the on-disk log cap per agent. */
+    logFileMaxBytes: number;
+  };
   logLevel: Values["logLevel"];
 }
 
@@ -190,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     rpcMessageLimitBytes: v.rpcMessageLimitBytes,
     upstreamTimeoutMs: v.upstreamTimeoutMs,
     shutdownGraceMs: v.shutdownGraceMs,
+    agents: { maxLogBytes: v.agentMaxLogBytes, logFileMaxBytes: v.agentLogFileMaxBytes },
     logLevel: v.logLevel,
   };
 }

@@ -356,6 +356,21 @@ export const settings = {
     defaultText: "10000",
     parse: (raw, name) => parsers.int(10_000, 0, 600_000)(raw, name)!,
   }),
+  agentMaxLogBytes: setting({
+    env: "AGENT_MAX_LOG_BYTES",
+    flag: "agent-max-log-bytes",
+    description: "newest output bytes kept in memory per agent (older output is read from its log file)",
+    defaultText: "1048576",
+    parse: (raw, name) => parsers.int(1024 * 1024, 4096, 1024 * 1024 * 1024)(raw, name)!,
+  }),
+  agentLogFileMaxBytes: setting({
+    env: "AGENT_LOG_FILE_MAX_BYTES",
+    flag: "agent-log-file-max-bytes",
+    description:
+      "size cap of an agent's output log on disk; past it the oldest half is dropped (log_start_offset moves)",
+    defaultText: "67108864",
+    parse: (raw, name) => parsers.int(64 * 1024 * 1024, 65_536, 2 ** 40)(raw, name)!,
+  }),
   logLevel: setting({
     env: "LOG_LEVEL",
     flag: "log-level",

@@ -57,12 +57,13 @@ export class SseStream {
   }
 
   /**
-   * Writes one `data:` event (with an `event:` line when named); resolves once the socket can
-   * take more.
+   * Writes one `data:` event (with `event:` and `id:` lines when given); resolves once the socket
+   * can take more.
    */
-  async send(value: unknown, event?: string): Promise<void> {
+  async send(value: unknown, event?: string, id?: string): Promise<void> {
     if (this.ended || this.signal.aborted) return;
-    const frame = event ? `event: ${event}\ndata: ${JSON.stringify(value)}\n\n` : `data: ${JSON.stringify(value)}\n\n`;
+    const head = `${id === undefined ? "" : `id: ${id}\n`}${event ? `event: ${event}\n` : ""}`;
+    const frame = `${head}data: ${JSON.stringify(value)}\n\n`;
     if (!this.body.write(frame)) {
       await once(this.body, "drain", { signal: this.signal }).catch(() => undefined);
     }

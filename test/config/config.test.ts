@@ -50,6 +50,7 @@ describe("defaults", () => {
     expect(c.rpcMessageLimitBytes).toBe(4 * 1024 * 1024);
     expect(c.upstreamTimeoutMs).toBe(300_000);
     expect(c.shutdownGraceMs).toBe(10_000);
+    expect(c.agents).toEqual({ maxLogBytes: 1_048_576, logFileMaxBytes: 67_108_864 });
     expect(c.logLevel).toBe("info");
   });
 
@@ -109,6 +110,8 @@ const TABLE: { env: string; value: string; get: (c: ReturnType<typeof loadConfig
   { env: "RPC_MESSAGE_LIMIT_BYTES", value: "1048576", get: (c) => c.rpcMessageLimitBytes, want: 1_048_576 },
   { env: "UPSTREAM_TIMEOUT_MS", value: "5000", get: (c) => c.upstreamTimeoutMs, want: 5000 },
   { env: "SHUTDOWN_GRACE_MS", value: "0", get: (c) => c.shutdownGraceMs, want: 0 },
+  { env: "AGENT_MAX_LOG_BYTES", value: "65536", get: (c) => c.agents.maxLogBytes, want: 65_536 },
+  { env: "AGENT_LOG_FILE_MAX_BYTES", value: "1048576", get: (c) => c.agents.logFileMaxBytes, want: 1_048_576 },
   { env: "LOG_LEVEL", value: "debug", get: (c) => c.logLevel, want: "debug" },
 ];
 
@@ -285,6 +288,8 @@ describe("invalid values: one ConfigError line naming the variable", () => {
     [{ RPC_MESSAGE_LIMIT_BYTES: "99999999999999" }, "RPC_MESSAGE_LIMIT_BYTES"],
     [{ UPSTREAM_TIMEOUT_MS: "0" }, "UPSTREAM_TIMEOUT_MS"],
     [{ SHUTDOWN_GRACE_MS: "forever" }, "SHUTDOWN_GRACE_MS"],
+    [{ AGENT_MAX_LOG_BYTES: "100" }, "AGENT_MAX_LOG_BYTES", /4096/],
+    [{ AGENT_LOG_FILE_MAX_BYTES: "1MiB" }, "AGENT_LOG_FILE_MAX_BYTES", /whole number/],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL", /info/],
   ];
 

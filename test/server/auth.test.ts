@@ -114,10 +114,12 @@ describe("with AUTH_TOKEN set", () => {
       "/v1/embeddings": { model: "nomic-embed-text", input: "hi" },
       "/v1/responses": { model: "qwen3:8b", input: "hi" },
     };
+    // Routes about one agent need one that exists: a program that has already ended.
+    const agent = await h.gate.agents.start({ argv: ["true"], sandbox: "none" });
     restRoutes = [{ method: "GET", path: "/openapi.json" }];
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const method of Object.keys(ops)) {
-        const concrete = path.replace("{*}", "qwen3:8b");
+        const concrete = path.replace("{*}", "qwen3:8b").replace("{id}", agent.id);
         restRoutes.push({ method: method.toUpperCase(), path: concrete, body: bodies[path] });
       }
     }

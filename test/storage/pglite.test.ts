@@ -29,7 +29,13 @@ describe("PGlite in memory (openTestDatabase)", () => {
     const tables = await db.query<{ t: string }>(
       "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
     );
-    expect(tables.rows.map((x) => x.t)).toEqual(["codex_threads", "instances", "kv_settings", "schema_migrations"]);
+    expect(tables.rows.map((x) => x.t)).toEqual([
+      "agents",
+      "codex_threads",
+      "instances",
+      "kv_settings",
+      "schema_migrations",
+    ]);
   });
 
   it("has pgvector", async () => {
