@@ -122,6 +122,9 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     logFileMaxBytes: config.agents.logFileMaxBytes,
     defaultSandbox: tools.path("bwrap") ? "bwrap" : "none",
     codexBin: config.codex.bin,
+    // A Codex agent in the sandbox calls this agentgate back with them.
+    authToken: config.authToken,
+    defaultModel: config.model,
     logger,
   });
 

@@ -17,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Logger } from "pino";
 import { locateCodex } from "../backends/codex/locate-codex.js";
+import { DEFAULT_ENV_KEY, renderCodexConfig } from "../codex/codex-config.js";
 import { GatewayError, invalidArgument } from "../errors/gateway-error.js";
 import { sandboxDriver } from "../sandbox/drivers.js";
 import type { SandboxDriverName, SandboxLaunch } from "../sandbox/types.js";
@@ -64,6 +65,13 @@ export interface AgentSupervisorOptions {
   logger?: Logger;
   /** How often output counters are written to the database while output flows (default 1 s). */
   persistIntervalMs?: number;
+  /**
+   * agentgate's AUTH_TOKEN, handed to a sandboxed Codex agent so it can call this agentgate back
+   * (default process.env.AUTH_TOKEN; without one a placeholder, as agentgate then checks nothing).
+   */
+  authToken?: string;
+  /** MODEL: what a sandboxed Codex agent asks for when StartAgent names no model (default process.env.MODEL, else qwen3:8b). */
+  defaultModel?: string;
 }
 
 export interface ReadLogsResult {
@@ -177,7 +185,7 @@ export class AgentSupervisor {
       );
     const driver = sandboxDriver(driverName, this.o.tools);
     const id = newId("agt_");
-    const { argv, readOnlyPaths, env: codexEnv } = this.command(spec);
+    const { argv, readOnlyPaths, env: codexEnv } = this.command(spec, driverName);
     const fresh = !spec.workingDirectory;
     const workspace = fresh ? this.freshWorkspace(id) : this.checkWorkingDirectory(spec.workingDirectory!);
     const size = spec.size ?? DEFAULT_SIZE;
@@ -186,6 +194,8 @@ export class AgentSupervisor {
     let launch: SandboxLaunch | undefined;
     let log: OutputLog | undefined;
     try {
+      // Before prepare(): bwrap's prepare chowns the workspace tree, .codex included, to the agent's uid.
+      if (codexEnv.CODEX_HOME === SANDBOX_CODEX_HOME) Object.assign(codexEnv, this.provisionCodexHome(spec, workspace));
       launch = driver.prepare({
         driver: driverName,
         argv,
@@ -238,6 +248,7 @@ export class AgentSupervisor {
           cwd: launch.cwd,
           ...size,
           term,
+          sandboxed: driverName === "bwrap",
         });
       } catch (err) {
         record.state = "exited";
@@ -445,7 +456,10 @@ export class AgentSupervisor {
   }
 
   /** The Codex CLI in exec mode when no argv is given, with what a sandbox must show of it. */
-  private command(spec: StartAgentSpec): { argv: string[]; readOnlyPaths: string[]; env: Record<string, string> } {
+  private command(
+    spec: StartAgentSpec,
+    driverName: SandboxDriverName,
+  ): { argv: string[]; readOnlyPaths: string[]; env: Record<string, string> } {
     if (spec.argv?.length) return { argv: spec.argv, readOnlyPaths: [], env: {} };
     const codex = locateCodex(this.o.codexBin);
     const argv = [
@@ -463,8 +477,60 @@ export class AgentSupervisor {
       path.dirname(codex.command),
       ...codex.prefix.map((script) => path.dirname(path.dirname(path.dirname(script)))),
     ].filter((p) => !p.startsWith("/usr/"));
-    const env: Record<string, string> = process.env.CODEX_HOME ? { CODEX_HOME: process.env.CODEX_HOME } : {};
+    // The host's CODEX_HOME does not exist inside bwrap: the agent gets its own (provisionCodexHome).
+    const env: Record<string, string> =
+      driverName === "bwrap"
+        ? { CODEX_HOME: SANDBOX_CODEX_HOME }
+        : process.env.CODEX_HOME
+          ? { CODEX_HOME: process.env.CODEX_HOME }
+          : {};
     return { argv, readOnlyPaths, env };
+  }
+
+  /**
+   * `<workspace>/.codex` (0700) with a config.toml whose provider is this agentgate, for the Codex
+   * CLI inside bwrap, and the program's env for it. The operator's ~/.codex (auth.json, their
+   * config) is deliberately not copied: the sandbox is for untrusted work, and anything in
+   * CODEX_HOME is readable by the program. The agent gets only agentgate's own token, which lets it
+   * do what it could do anyway through the network it needs: call this agentgate.
+   */
+  private provisionCodexHome(spec: StartAgentSpec, workspace: string): Record<string, string> {
+    if (!this.replicaAddress)
+      throw new GatewayError(
+        "failed_precondition",
+        "a Codex agent in the sandbox calls agentgate back, but agentgate's address is not known yet (it is not listening)",
+        { code: "replica_address_unknown" },
+      );
+    const model = spec.model || this.o.defaultModel || "qwen3:8b";
+    const config = renderCodexConfig({ baseUrl: `http://${dialable(this.replicaAddress)}/v1`, model });
+    const home = path.join(workspace, ".codex");
+    try {
+      fs.mkdirSync(home, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    // A workspace that is not fresh may hold anything an earlier agent left: never follow a symlink.
+    const st = fs.lstatSync(home);
+    if (!st.isDirectory() || st.isSymbolicLink())
+      throw new GatewayError("failed_precondition", `${home} exists and is not a directory`, {
+        code: "codex_home_invalid",
+      });
+    fs.chmodSync(home, 0o700);
+    // A new file renamed over config.toml replaces a symlink there instead of writing through it.
+    const tmp = path.join(home, `.config.toml.${process.pid}.${Date.now()}`);
+    const fd = fs.openSync(
+      tmp,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      0o600,
+    );
+    try {
+      fs.writeSync(fd, config);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path.join(home, "config.toml"));
+    const token = this.o.authToken;
+    return { [DEFAULT_ENV_KEY]: token || "agentgate-without-auth-token" };
   }
 
   private freshWorkspace(id: string): string {
@@ -496,6 +562,20 @@ export class AgentSupervisor {
       throw invalidArgument(`working_directory must be inside one of ${roots.join(", ")}`, "working_directory");
     return real;
   }
+}
+
+/** CODEX_HOME of a Codex agent inside bwrap (the workspace is mounted at /workspace). */
+export const SANDBOX_CODEX_HOME = "/workspace/.codex";
+
+/** "host:port" a process on this host can dial: a wildcard bind is recorded under the host name. */
+function dialable(address: string): string {
+  const i = address.lastIndexOf(":");
+  const host = address.slice(0, i);
+  return host === os.hostname() || host === "0.0.0.0"
+    ? `127.0.0.1${address.slice(i)}`
+    : host === "[::]"
+      ? `[::1]${address.slice(i)}`
+      : address;
 }
 
 function within(child: string, parent: string): boolean {

@@ -25,6 +25,11 @@ export interface PtySpawnOptions {
   rows: number;
   /** TERM; node-pty also sets it in env. */
   term: string;
+  /**
+   * The main process group holds only a sandbox's outer processes (bwrap and the pid namespace's
+   * init), the program runs in groups of its own: graceful signals to `all` spare the outer ones.
+   */
+  sandboxed?: boolean;
 }
 
 /** How the program ended: node-pty's view ({exitCode: 7, signal: 0} after `exit 7`). */
@@ -43,6 +48,11 @@ export interface PtyExit {
  *   calls setsid), including jobs a shell moved to their own groups. Processes that left the
  *   session (setsid, daemons) are not reached: without a sandbox, that is the limit; bwrap's PID
  *   namespace and --die-with-parent end them with the sandbox.
+ *   In a sandbox (`sandboxed`), TERM, INT and HUP to `all` reach only the processes inside it:
+ *   every descendant of the main process outside the main group. bwrap does not forward signals,
+ *   and a TERM to it would end the sandbox at once (--die-with-parent SIGKILLs the program), so
+ *   the program could not act on it. When the program is gone, the sandbox ends by itself. If no
+ *   such process exists yet (just spawned, before the foreground step), every process is signalled.
  */
 export type SignalTarget = "foreground" | "main" | "all";
 
@@ -56,6 +66,9 @@ interface NodePtyInternals {
 
 const DRAIN_BUFFER_BYTES = 64 * 1024;
 
+/** Signals a program may handle and that would end a sandbox at once if they reached bwrap. */
+const GRACEFUL_SIGNALS = new Set<NodeJS.Signals>(["SIGTERM", "SIGINT", "SIGHUP"]);
+
 export class PtyProcess {
   readonly pid: number;
   private readonly term: pty.IPty;
@@ -65,9 +78,11 @@ export class PtyProcess {
   private paused = false;
   private cols: number;
   private rows: number;
+  private readonly sandboxed: boolean;
 
-  private constructor(term: pty.IPty, cols: number, rows: number) {
+  private constructor(term: pty.IPty, cols: number, rows: number, sandboxed: boolean) {
     this.term = term;
+    this.sandboxed = sandboxed;
     this.pid = term.pid;
     this.cols = cols;
     this.rows = rows;
@@ -94,7 +109,7 @@ export class PtyProcess {
       // XON/XOFF from clients must reach the program, not pause our reader.
       handleFlowControl: false,
     });
-    return new PtyProcess(term, o.cols, o.rows);
+    return new PtyProcess(term, o.cols, o.rows, o.sandboxed ?? false);
   }
 
   /** One listener (the supervisor); chunks are Buffers that the caller may keep. */
@@ -166,12 +181,21 @@ export class PtyProcess {
     } else if (target === "foreground") {
       const fg = procStat(this.pid)?.tpgid ?? -1;
       sendGroup(fg > 0 ? fg : this.pid);
+    } else if (this.sandboxed && GRACEFUL_SIGNALS.has(signal) && this.signalInside(send)) {
+      // delivered to the sandbox's own processes only
     } else {
       // The main group first (one syscall reaches most processes), then anything else in the session.
       sendGroup(this.pid);
       for (const p of sessionMembers(this.pid)) if (p.pgrp !== this.pid) send(p.pid);
     }
     return delivered;
+  }
+
+  /** Signals every process inside the sandbox (descendants outside the main group); false if none. */
+  private signalInside(send: (pid: number) => void): boolean {
+    const inside = descendants(this.pid).filter((p) => p.pgrp !== this.pid);
+    for (const p of inside) send(p.pid);
+    return inside.length > 0;
   }
 
   /**
@@ -211,6 +235,7 @@ export class PtyProcess {
 
 interface ProcStat {
   pid: number;
+  ppid: number;
   pgrp: number;
   session: number;
   tpgid: number;
@@ -226,16 +251,35 @@ export function procStat(pid: number): ProcStat | undefined {
   }
   const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
   // f[0] state, f[1] ppid, f[2] pgrp, f[3] session, f[4] tty_nr, f[5] tpgid
-  return { pid, pgrp: Number(f[2]), session: Number(f[3]), tpgid: Number(f[5]) };
+  return { pid, ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]), tpgid: Number(f[5]) };
 }
 
-function sessionMembers(sid: number): ProcStat[] {
+function allProcesses(): ProcStat[] {
   if (os.platform() !== "linux") return [];
   const out: ProcStat[] = [];
   for (const name of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const s = procStat(Number(name));
-    if (s && s.session === sid) out.push(s);
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+function sessionMembers(sid: number): ProcStat[] {
+  return allProcesses().filter((s) => s.session === sid);
+}
+
+/** Every process below `pid` (orphans inside a pid namespace are re-parented to its init, so they stay below). */
+function descendants(pid: number): ProcStat[] {
+  const children = new Map<number, ProcStat[]>();
+  for (const s of allProcesses()) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s]);
+  const out: ProcStat[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    for (const c of children.get(queue.shift()!) ?? []) {
+      out.push(c);
+      queue.push(c.pid);
+    }
   }
   return out;
 }
