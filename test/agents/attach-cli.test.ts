@@ -168,6 +168,26 @@ describe("SSE and WebSocket paths", () => {
     ws.close();
   });
 
+  it("the WebSocket needs the token like every route: 401 without it, open with it", async () => {
+    const g = await startGateway({ env: { AUTH_TOKEN: "agents-ws-secret" }, ollama: h.ollama });
+    try {
+      const a = await g.gate.agents.start({ argv: ["cat"], sandbox: "none" });
+      const outcome = (headers: Record<string, string>) =>
+        new Promise<string>((resolve) => {
+          const ws = new WebSocket(`${g.url.replace("http", "ws")}/v1/agents/${a.id}/ws`, { headers });
+          ws.on("unexpected-response", (_req, res) => resolve(`status ${res.statusCode}`));
+          ws.on("open", () => (ws.close(), resolve("open")));
+          ws.on("error", (e) => resolve(`error ${e.message}`));
+        });
+      expect(await outcome({})).toBe("status 401");
+      expect(await outcome({ authorization: "Bearer wrong-token-value" })).toBe("status 401");
+      expect(await outcome({ authorization: "Bearer agents-ws-secret" })).toBe("open");
+      await g.gate.agents.delete(a.id, 100);
+    } finally {
+      await g.close();
+    }
+  });
+
   it("an unknown agent closes the WebSocket with 4404 and says why", async () => {
     const ws = new WebSocket(`${h.url.replace("http", "ws")}/v1/agents/nope/ws`);
     const closed = await new Promise<{ code: number }>((resolve) => ws.on("close", (code) => resolve({ code })));
