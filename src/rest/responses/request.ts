@@ -27,37 +27,13 @@ export interface TranslatedRequest {
   notes: string[];
 }
 
-/** Hosted tools: run by OpenAI's servers, not by the client, so a local model cannot use them. */
-const HOSTED_TOOLS = new Set([
-  "web_search",
-  "web_search_preview",
-  "web_search_preview_2025_03_11",
-  "tool_search",
-  "file_search",
-  "code_interpreter",
-  "image_generation",
-  "computer_use_preview",
-  "computer",
-  "mcp",
-  "local_shell",
-  "shell",
-]);
-
-/** Replayed items that describe hosted-tool activity: nothing a chat model can take as input. */
-const DROPPED_ITEMS = new Set([
-  "web_search_call",
-  "tool_search_call",
-  "tool_search_output",
-  "file_search_call",
-  "local_shell_call",
-  "local_shell_call_output",
-  "image_generation_call",
-  "code_interpreter_call",
-  "computer_call",
-  "computer_call_output",
-  "mcp_list_tools",
-  "compaction",
-]);
+/**
+ * Item and tool types this translation does not know are skipped (with a note), not refused: new
+ * ones appear with every Codex release, and Codex itself skips unknown items. Typical: hosted tools
+ * (web_search, tool_search, file_search, code_interpreter, mcp ...), which OpenAI's servers run and a
+ * local model cannot, and their replayed calls (web_search_call, tool_search_output ...).
+ */
+const SKIPPABLE_TYPE = /^[a-z][a-z0-9_]{0,63}$/;
 
 const NAMESPACE_SEPARATOR = "__";
 
@@ -234,8 +210,7 @@ function toMessages(body: ResponsesRequest, notes: string[]): ChatMessage[] {
           { param: `${param}.type`, code: "unsupported_parameter" },
         );
       default:
-        if (typeof type === "string" && (DROPPED_ITEMS.has(type) || /^[a-z_]{1,64}$/.test(type))) {
-          // Unknown item kinds are skipped, as Codex itself skips them: new kinds appear often.
+        if (typeof type === "string" && SKIPPABLE_TYPE.test(type)) {
           dropped.set(type, (dropped.get(type) ?? 0) + 1);
           return;
         }
@@ -312,7 +287,7 @@ function toTools(tools: ResponsesRequest["tools"], notes: string[]): { specs: To
         { kind: "custom", name },
         param,
       );
-    } else if (typeof type === "string" && (HOSTED_TOOLS.has(type) || /^[a-z_0-9]{1,64}$/.test(type))) {
+    } else if (typeof type === "string" && SKIPPABLE_TYPE.test(type)) {
       droppedTools.push(type);
     } else {
       throw invalidArgument(`${param}.type must be a string naming a tool type`, `${param}.type`);
