@@ -34,6 +34,9 @@ if [[ -z "${NODE24:-}" ]]; then
   pkg="${NODE24_PACKAGE:-node-linux-${arch}@24}"
   tmp="$(mktemp -d "${TMPDIR:-/tmp}/agentgate-node24.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
+  # mktemp makes it 0700; the agents' sandbox tests bind this node read-only into bwrap, where an
+  # unprivileged uid must be able to reach it (as it can reach a system-wide node).
+  chmod 755 "$tmp"
   echo "ci-node24: installing $pkg into $tmp"
   npm install --prefix "$tmp" --no-save --no-package-lock --ignore-scripts --no-audit --no-fund \
     --loglevel=error "$pkg" >&2
