@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { fakeCodexInvocations, writeFakeCodexScript, type FakeCodexInvocation } from "../doubles/fake-codex-files.js";
 import { CodexBackend, execArgs, type CodexBackendOptions } from "../../src/backends/codex/codex-backend.js";
 import { readExecEvents, type ExecEvent } from "../../src/backends/codex/exec-events.js";
 import { locateCodex } from "../../src/backends/codex/locate-codex.js";
@@ -47,31 +48,8 @@ afterEach(() => {
   fs.rmSync(codexHome, { recursive: true, force: true });
 });
 
-interface Invocation {
-  kind: string;
-  argv: string[];
-  cwd: string;
-  stdin: string;
-  prompt: string;
-  codexHome: string | null;
-  pid: number;
-  pgid: number;
-  grandchildPid?: number;
-}
-
-function script(...turns: Record<string, unknown>[]): void {
-  fs.writeFileSync(scriptFile, JSON.stringify({ turns }));
-}
-
-function invocations(): Invocation[] {
-  if (!fs.existsSync(logFile)) return [];
-  return fs
-    .readFileSync(logFile, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Invocation)
-    .filter((r) => r.kind === "exec");
-}
+const script = (...turns: Record<string, unknown>[]) => writeFakeCodexScript(scriptFile, ...turns);
+const invocations = () => fakeCodexInvocations(logFile);
 
 function backend(overrides: Partial<CodexBackendOptions> = {}): CodexBackend {
   return new CodexBackend({
@@ -519,7 +497,7 @@ describe("models and health", () => {
 });
 
 describe("stopping a run", () => {
-  async function started(): Promise<Invocation> {
+  async function started(): Promise<FakeCodexInvocation> {
     return waitFor(() => invocations()[0]?.grandchildPid !== undefined && invocations()[0]);
   }
 

@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { fakeCodexInvocations, writeFakeCodexScript } from "../doubles/fake-codex-files.js";
 import { createAgentgateClients, Role } from "../../clients/index.js";
 import { getCodexThread } from "../../src/backends/codex/thread-store.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
@@ -22,13 +23,6 @@ let dataDir: string;
 let codexHome: string;
 let logFile: string;
 let scriptFile: string;
-
-interface Invocation {
-  kind: string;
-  argv: string[];
-  stdin: string;
-  cwd: string;
-}
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "codex-model-"));
@@ -59,19 +53,8 @@ beforeEach(() => {
   fs.rmSync(logFile, { force: true });
 });
 
-function script(...turns: Record<string, unknown>[]): void {
-  fs.writeFileSync(scriptFile, JSON.stringify({ turns }));
-}
-
-function invocations(): Invocation[] {
-  if (!fs.existsSync(logFile)) return [];
-  return fs
-    .readFileSync(logFile, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Invocation)
-    .filter((r) => r.kind === "exec");
-}
+const script = (...turns: Record<string, unknown>[]) => writeFakeCodexScript(scriptFile, ...turns);
+const invocations = () => fakeCodexInvocations(logFile);
 
 describe("the codex model over /v1/chat/completions", () => {
   it("answers a non-streaming chat with Codex's message, reasoning and usage", async () => {
