@@ -33,6 +33,7 @@ import {
 } from "../clients/index.js";
 import { formatProfile, summarizeProfile, type CpuProfile } from "./lib/cpuprofile-top.js";
 import {
+  childEnv,
   freePort,
   processCpuMs,
   selfCpuMs,
@@ -41,6 +42,7 @@ import {
   withTimeout,
   type Child,
 } from "./lib/processes.js";
+import { reportFigures } from "./lib/report.js";
 import { ms, round3, roundSummary, summarize, table } from "./lib/stats.js";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -87,12 +89,6 @@ function base64PtyBytes(n: number): number {
 const floodScript = (n: number) => `stty -echo; printf R; read x; head -c ${n} /dev/zero | base64`;
 /** One byte in gives one byte back: no echo, no output processing, no line buffering. */
 const ECHO_SCRIPT = "stty raw -echo; printf R; exec cat";
-
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const k of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) if (process.env[k] !== undefined) env[k] = process.env[k];
-  return { ...env, ...extra };
-}
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -612,18 +608,7 @@ async function main(): Promise<number> {
         results.cpuProfile = { file: kept, ...summary };
       }
     }
-    const gateWarnings = gate
-      .tail()
-      .split("\n")
-      .filter((l) => /"level":(40|50|60)/.test(l));
-    if (gateWarnings.length)
-      log(`agentgate logged ${gateWarnings.length} warnings/errors, last: ${gateWarnings.at(-1)}`);
-    if (args.json) {
-      writeFileSync(args.json, `${JSON.stringify(results, null, 2)}\n`);
-      log(`figures written to ${args.json}`);
-    }
-    console.log(`\n(run took ${results.seconds} s)`);
-    if (!args.json) console.log(JSON.stringify(results));
+    reportFigures(gate, results, args.json, log);
     return args.strict && verdicts.some((v) => !v.pass) ? 1 : 0;
   } catch (err) {
     if (interrupted) return 130;

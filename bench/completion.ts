@@ -19,6 +19,7 @@ import { formatProfile, summarizeProfile, type CpuProfile } from "./lib/cpuprofi
 import { jsonPostTarget, type JsonPostTarget } from "./lib/http-client.js";
 import { closedLoop, sequential, type LoadResult, type Op } from "./lib/load.js";
 import {
+  childEnv,
   freePort,
   processCpuMs,
   selfCpuMs,
@@ -27,6 +28,7 @@ import {
   withTimeout,
   type Child,
 } from "./lib/processes.js";
+import { reportFigures } from "./lib/report.js";
 import { ms, round3, roundSummary, signedMs, summarize, table, type Summary } from "./lib/stats.js";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -139,13 +141,6 @@ function connectOps(client: Client<typeof CompletionService>) {
       return { ttfcMs: ttfc, totalMs: performance.now() - t0 };
     },
   };
-}
-
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  // A clean environment: no AUTH_TOKEN, DATABASE_URL, RATE_LIMIT_RPM or aliases leak in from the caller.
-  const env: NodeJS.ProcessEnv = {};
-  for (const k of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) if (process.env[k] !== undefined) env[k] = process.env[k];
-  return { ...env, ...extra };
 }
 
 async function main(): Promise<number> {
@@ -554,20 +549,7 @@ async function main(): Promise<number> {
         results.cpuProfile = { file: kept, windows: summaries };
       }
     }
-    const gateWarnings = gate
-      .tail()
-      .split("\n")
-      .filter((l) => /"level":(40|50|60)/.test(l));
-    if (gateWarnings.length)
-      log(`agentgate logged ${gateWarnings.length} warnings/errors, last: ${gateWarnings.at(-1)}`);
-
-    const json = JSON.stringify(results);
-    if (args.json) {
-      writeFileSync(args.json, `${JSON.stringify(results, null, 2)}\n`);
-      log(`figures written to ${args.json}`);
-    }
-    console.log(`\n(run took ${results.seconds} s)`);
-    if (!args.json) console.log(json);
+    reportFigures(gate, results, args.json, log);
     return args.strict && verdicts.some((v) => !v.pass) ? 1 : 0;
   } catch (err) {
     if (interrupted) return 130;

@@ -16,13 +16,14 @@
  * Prints tables (no verdicts: there is no target); the last stdout line is the figures as JSON
  * unless --json <path> writes them to a file. Exit 0 once the figures are printed, 1 on failure.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { codexShaped } from "./lib/codex-shaped.js";
 import { closedLoopCpu, cpuUsPerRequest, mergeCpuLoad, type CpuLoadResult } from "./lib/cpu-load.js";
-import { freePort, processCpuMs, spawnChild, waitHealthy, withTimeout, type Child } from "./lib/processes.js";
+import { childEnv, freePort, processCpuMs, spawnChild, waitHealthy, withTimeout, type Child } from "./lib/processes.js";
+import { reportFigures } from "./lib/report.js";
 import {
   CHAT_CONTENT,
   checkChatBody,
@@ -184,13 +185,6 @@ async function cpuRounds(
     }
   }
   return new Map([...parts].map(([k, v]) => [k, mergeCpuLoad(v)]));
-}
-
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  // A clean environment: no AUTH_TOKEN, DATABASE_URL, RATE_LIMIT_RPM or aliases leak in from the caller.
-  const env: NodeJS.ProcessEnv = {};
-  for (const k of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) if (process.env[k] !== undefined) env[k] = process.env[k];
-  return { ...env, ...extra };
 }
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -724,19 +718,7 @@ async function main(): Promise<number> {
     for (const t of targets) t.close();
     targets.length = 0;
     await Promise.all(children.map((c) => c.stop()));
-    const gateWarnings = gate
-      .tail()
-      .split("\n")
-      .filter((l) => /"level":(40|50|60)/.test(l));
-    if (gateWarnings.length)
-      log(`agentgate logged ${gateWarnings.length} warnings/errors, last: ${gateWarnings.at(-1)}`);
-
-    if (args.json) {
-      writeFileSync(args.json, `${JSON.stringify(results, null, 2)}\n`);
-      log(`figures written to ${args.json}`);
-    }
-    console.log(`\n(run took ${results.seconds} s)`);
-    if (!args.json) console.log(JSON.stringify(results));
+    reportFigures(gate, results, args.json, log);
     return 0;
   } catch (err) {
     if (interrupted) return 130;

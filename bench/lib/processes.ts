@@ -138,3 +138,13 @@ export function selfCpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 }
+
+/**
+ * A clean environment for the servers a bench starts: no AUTH_TOKEN, DATABASE_URL, RATE_LIMIT_RPM
+ * or aliases leak in from the caller.
+ */
+export function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) if (process.env[k] !== undefined) env[k] = process.env[k];
+  return { ...env, ...extra };
+}
