@@ -148,7 +148,12 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     },
     rpc: (r) => {
       r.service(CompletionService, completionService(gateway, metrics));
-      r.service(AgentService, agentService(agents, { messageLimitBytes: config.rpcMessageLimitBytes }));
+      // Terminal output goes out uncompressed: gzip of every small, latency-bound output frame cost
+      // more CPU on both ends than it saved on loopback (bench/agents). Compressed requests are
+      // still accepted.
+      r.service(AgentService, agentService(agents, { messageLimitBytes: config.rpcMessageLimitBytes }), {
+        compressMinBytes: Number.MAX_SAFE_INTEGER,
+      });
       for (const f of FUTURE_SERVICES) registerNotYetImplemented(r, f.service, f.capability);
     },
   };

@@ -5,6 +5,7 @@
  */
 import { GatewayError } from "../errors/gateway-error.js";
 import type { SandboxLaunch } from "../sandbox/types.js";
+import { OutputCoalescer } from "./output-coalescer.js";
 import type { OutputLog, LogRange } from "./output-log.js";
 import { signalName, type PtyExit, type PtyProcess, type SignalTarget } from "./pty-process.js";
 import { notice, Subscription, type SubscribeOptions, type SubscriptionHost } from "./subscription.js";
@@ -51,6 +52,7 @@ export class LiveAgent implements SubscriptionHost {
   private readonly proc: PtyProcess;
   private readonly deps: LiveAgentDeps;
   private readonly watch: WatchRuleMatcher;
+  private readonly coalescer = new OutputCoalescer((chunk) => this.onOutput(chunk));
   private readonly subs = new Set<Subscription>();
   /** Subscriptions with the pause-agent policy that are behind: the terminal is not read meanwhile. */
   private readonly holders = new Set<Subscription>();
@@ -70,7 +72,7 @@ export class LiveAgent implements SubscriptionHost {
     this.proc = deps.proc;
     this.log = deps.log;
     this.watch = new WatchRuleMatcher(this.record.watchRules);
-    this.proc.onData((chunk) => this.onOutput(chunk));
+    this.proc.onData((chunk) => this.coalescer.push(chunk));
     this.proc.onExit((e) => this.onExit(e));
     const { wallTimeMs, idleTimeMs } = this.record.limits;
     if (wallTimeMs) {
@@ -271,6 +273,7 @@ export class LiveAgent implements SubscriptionHost {
   }
 
   private onExit(e: PtyExit): void {
+    this.coalescer.flush();
     clearTimeout(this.wallTimer);
     clearTimeout(this.idleTimer);
     const reason: ExitReason =

@@ -22,6 +22,7 @@ import {
   type StartAgentRequestSchema,
 } from "../../clients/index.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
+import { procStat } from "../../src/agents/pty-process.js";
 import { tempDir } from "../agents/helpers.js";
 
 const MESSAGE_LIMIT = 65_536;
@@ -167,6 +168,33 @@ describe("Attach over h2c", () => {
     expect(frames.error).toBeUndefined();
     expect(frames.frames.at(-1)?.case).toBe("exit");
     expect(frames.exit).toMatchObject({ exitCode: 0, reason: AgentExitReason.EXITED });
+  });
+
+  it("resize frames reach the program as SIGWINCH; a typed Ctrl-C interrupts only the foreground command; the exit frame carries the signal", async () => {
+    const { agent } = await ag.agents.startAgent({ argv: ["sh", "-i"], sandbox: SandboxDriver.NONE });
+    const { out, frames } = attach({ agentId: agent!.id, replayOffset: 0n });
+    await frames.untilText("# ");
+    out.push({ case: "input", value: Buffer.from("trap 'echo WINCH $(stty size)' WINCH\r") });
+    await frames.untilText("WINCH\r\n# ");
+    out.push({ case: "resize", value: { cols: 91, rows: 27, $typeName: "agentgate.v1.TerminalSize" } as never });
+    // The interactive shell runs its trap once its pending read returns: an empty command line.
+    out.push({ case: "input", value: Buffer.from("\r") });
+    await frames.untilText("WINCH 27 91");
+    // A background job (its own process group) and a foreground command; ^C as the user types it.
+    out.push({ case: "input", value: Buffer.from("sleep 60 & sleep 30\r") });
+    const pid = Number((await ag.agents.getAgent({ agentId: agent!.id })).agent!.pid);
+    const fg = () => procStat(pid)?.tpgid ?? -1;
+    while (!(fg() > 0 && fg() !== pid)) await new Promise((resolve) => setTimeout(resolve, 5));
+    out.push({ case: "input", value: Buffer.from("\x03") });
+    // The shell is back (sleep 30 was interrupted) and the background job still runs.
+    out.push({ case: "input", value: Buffer.from("kill -0 $! && echo background-alive $((3+4))\r") });
+    await frames.untilText("background-alive 7");
+    out.push({ case: "input", value: Buffer.from("kill $!\r") });
+    out.push({ case: "signal", value: { signal: AgentSignal.KILL, $typeName: "agentgate.v1.AttachSignal" } as never });
+    await frames.done;
+    expect(frames.error).toBeUndefined();
+    expect(frames.exit).toMatchObject({ signal: 9, signalName: "SIGKILL", reason: AgentExitReason.CLIENT_SIGNAL });
+    expect(frames.exit?.exitCode).toBeUndefined();
   });
 
   it("detach ends the stream cleanly; re-attaching with a replay offset resumes with exactly the missing bytes", async () => {
