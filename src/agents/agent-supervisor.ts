@@ -159,6 +159,10 @@ export class AgentSupervisor {
     }
     if (orphans.length)
       o.logger?.warn({ agents: orphans.map((a) => a.id) }, "agents from an earlier run marked stopped");
+    if (process.pid === 1)
+      o.logger?.warn(
+        "agentgate runs as pid 1: the zombies bwrap leaves at every sandbox exit will not be reaped; run it under an init (docker run --init)",
+      );
     return sup;
   }
 

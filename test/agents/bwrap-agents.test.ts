@@ -66,6 +66,35 @@ describe.skipIf(!canRunBwrap())("agents in bwrap: graceful TERM", () => {
     fs.rmSync(a.workingDirectory, { recursive: true, force: true });
   });
 
+  it("an idle agent inside the sandbox is ended after its idle time, with every process of its uid", async () => {
+    const a = await fx.sup.start({
+      argv: ["sh", "-c", "sleep 60 & echo uid=$(id -u) ready; sleep 60"],
+      limits: { idleTimeMs: 400 },
+    });
+    const r = new Reader(await fx.sup.subscribe(a.id, { from: { offset: 0 } }));
+    await r.untilText("ready");
+    const t0 = Date.now();
+    expect(await r.untilExit()).toMatchObject({ reason: "idle_time_limit", signal: 9 });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // The background sleep went with it: no process runs as the agent's uid any more. (Zombies do
+    // not count: bwrap leaves its pid namespace's init for the host's pid 1 to reap, see sandbox.md.)
+    const uid = Number(/uid=(\d+)/.exec(r.text)?.[1]);
+    expect(uid).toBeGreaterThanOrEqual(234000);
+    const owners = fs
+      .readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .map((d) => {
+        try {
+          const stat = fs.readFileSync(`/proc/${d}/stat`, "latin1");
+          const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+          return state === "Z" ? -1 : fs.statSync(`/proc/${d}`).uid;
+        } catch {
+          return -1;
+        }
+      });
+    expect(owners).not.toContain(uid);
+  });
+
   it("a program that ignores TERM is killed after the grace period", async () => {
     const a = await fx.sup.start({ argv: ["sh", "-c", 'trap "" TERM; echo ready; while :; do sleep 0.1; done'] });
     const r = new Reader(await fx.sup.subscribe(a.id, { from: { offset: 0 } }));
