@@ -13,6 +13,8 @@ import { EndpointService } from "../gen/agentgate/v1/endpoint_service_pb.js";
 import { JobService } from "../gen/agentgate/v1/job_service_pb.js";
 import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
 import { AgentSupervisor } from "./agents/agent-supervisor.js";
+import type { JobManager } from "./jobs/job-manager.js";
+import { openJobs } from "./jobs/jobs-module.js";
 import { OllamaBackend } from "./backends/ollama-backend.js";
 import { OpenAIBackend } from "./backends/openai-backend.js";
 import { CodexBackend } from "./backends/codex/codex-backend.js";
@@ -24,11 +26,14 @@ import type { Config } from "./config/config.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { registerAgentRoutes } from "./rest/agents/routes.js";
+import { registerCodexProxyRoutes } from "./rest/jobs/codex-proxy-routes.js";
+import { registerGatewayRoutes } from "./rest/jobs/gateway-routes.js";
 import { registerOllamaRoutes } from "./rest/ollama/routes.js";
 import { registerOpenAIRoutes } from "./rest/openai/routes.js";
 import { registerResponsesRoutes } from "./rest/responses/routes.js";
 import { registerOperationsRoutes } from "./rest/operations-routes.js";
 import { agentService } from "./rpc/agent-service.js";
+import { jobService } from "./rpc/job-service.js";
 import { completionService } from "./rpc/completion-service.js";
 import { grpcServiceModule } from "./rpc/grpc-services.js";
 import { registerNotYetImplemented } from "./rpc/not-yet-implemented.js";
@@ -58,6 +63,8 @@ export interface Agentgate {
   readonly gateway: CompletionGateway;
   /** The agent domain (AgentService, and REST/WebSocket/CLI layers built on it). */
   readonly agents: AgentSupervisor;
+  /** The job domain (JobService and the seed REST routes). */
+  readonly jobs: JobManager;
   readonly metrics: Metrics;
   readonly health: HealthRegistry;
   /** Listens on config.bind; resolves to the bound address (port 0 picks one). */
@@ -67,7 +74,6 @@ export interface Agentgate {
 }
 
 const FUTURE_SERVICES = [
-  { service: JobService, capability: "Codex jobs with a durable queue (the JobService issue)" },
   { service: SearchService, capability: "repository search (the SearchService issue)" },
   { service: EndpointService, capability: "dreamed endpoints (the EndpointService issue)" },
 ];
@@ -127,9 +133,15 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     defaultModel: config.model,
     logger,
   });
+  const { jobs, callbacks, sessions, triggers } = await openJobs(config, { db, instanceId, logger });
 
   const completionModule: RouteModule = {
-    services: [CompletionService.typeName, AgentService.typeName, ...FUTURE_SERVICES.map((f) => f.service.typeName)],
+    services: [
+      CompletionService.typeName,
+      AgentService.typeName,
+      JobService.typeName,
+      ...FUTURE_SERVICES.map((f) => f.service.typeName),
+    ],
     rest: async (app) => {
       await registerOpenAIRoutes(app, {
         gateway,
@@ -145,9 +157,12 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       });
       await registerOllamaRoutes(app, { gateway, metrics, shutdown: shutdown.signal });
       await registerAgentRoutes(app, { supervisor: agents, metrics, shutdown: shutdown.signal });
+      await registerCodexProxyRoutes(app, { jobs });
+      await registerGatewayRoutes(app, { jobs });
     },
     rpc: (r) => {
       r.service(CompletionService, completionService(gateway, metrics));
+      r.service(JobService, jobService(jobs, sessions, triggers));
       // Terminal output goes out uncompressed: gzip of every small, latency-bound output frame cost
       // more CPU on both ends than it saved on loopback (bench/agents). Compressed requests are
       // still accepted.
@@ -190,6 +205,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     db,
     gateway,
     agents,
+    jobs,
     metrics,
     health,
     async listen() {
@@ -201,6 +217,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       const address = `${host === "0.0.0.0" || host === "[::]" ? os.hostname() : host}:${port}`;
       await registerInstance(db, { id: instanceId, address, version: VERSION });
       agents.setReplicaAddress(address);
+      jobs.setReplicaAddress(address);
       heartbeat = setInterval(() => void heartbeatInstance(db, instanceId).catch(() => undefined), 15_000);
       heartbeat.unref();
       logger.info(
@@ -228,12 +245,17 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
         // Ending the agents ends their Attach and WatchLogs streams (exit frame), so app.close()
         // need not wait for the grace period on them.
         const agentsClosed = agents.close();
+        const jobsClosed = triggers
+          .close()
+          .then(() => jobs.close())
+          .finally(() => callbacks.close());
         try {
           await app.close();
         } finally {
           clearTimeout(grace);
           clearTimeout(force);
           await agentsClosed.catch((err: unknown) => logger.error({ err }, "closing the agent supervisor failed"));
+          await jobsClosed.catch((err: unknown) => logger.error({ err }, "closing the job manager failed"));
           await unregisterInstance(db, instanceId).catch(() => undefined);
           if (ownsDb) await db.close();
         }

@@ -3,8 +3,8 @@
  * state in memory and writes it through here; records of agents that are not live (ended, or from
  * another replica or an earlier run) are read from here.
  */
-import { invalidArgument } from "../errors/gateway-error.js";
 import type { Queryable } from "../storage/database.js";
+import { decodePageToken, encodePageToken } from "../storage/page-token.js";
 import type { SandboxDriverName } from "../sandbox/types.js";
 import type {
   AgentLimits,
@@ -191,8 +191,8 @@ export async function listAgentRecords(
   const where: string[] = [];
   const params: unknown[] = [];
   if (q.pageToken) {
-    const [ms, id] = decodeToken(q.pageToken);
-    params.push(new Date(ms), id);
+    const [at, id] = decodePageToken(q.pageToken);
+    params.push(at, id);
     where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
   }
   if (q.states?.length) {
@@ -211,21 +211,8 @@ export async function listAgentRecords(
   );
   const agents = r.rows.slice(0, size).map(toRecord);
   const last = agents.at(-1);
-  const nextPageToken =
-    r.rows.length > size && last
-      ? Buffer.from(JSON.stringify([last.createdAt.getTime(), last.id])).toString("base64url")
-      : "";
+  const nextPageToken = r.rows.length > size && last ? encodePageToken(last.createdAt, last.id) : "";
   return { agents, nextPageToken };
-}
-
-function decodeToken(token: string): [number, string] {
-  try {
-    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown;
-    if (Array.isArray(v) && typeof v[0] === "number" && typeof v[1] === "string") return [v[0], v[1]];
-  } catch {
-    // fall through
-  }
-  throw invalidArgument("page_token is not a token this server issued", "page_token");
 }
 
 /**

@@ -34,12 +34,18 @@ export interface Config {
     timeoutMs: number;
     keepWorkspaces: boolean;
     jobRetentionSeconds: number;
+    /** JOB_CONCURRENCY: jobs run at once on this replica. */
+    jobConcurrency: number;
+    /** CALLBACK_SECRET; unset: AUTH_TOKEN, else a key kept in the database. */
+    callbackSecret?: string;
     /** Sandbox of the `codex` model backend. */
     modelSandbox: Values["codexModelSandbox"];
     /** Slugs listed as `codex/<slug>`. */
     models: string[];
   };
   responsesHeartbeatMs: number;
+  /** SEARCH_ROOTS, resolved; the working directory when unset. */
+  searchRoots: string[];
   backends: OpenAIBackendConfig[];
   embedModel: string;
   ollamaNumCtx: number;
@@ -184,10 +190,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
       timeoutMs: v.codexTimeoutMs,
       keepWorkspaces: v.codexKeepWorkspaces,
       jobRetentionSeconds: v.codexJobRetentionSeconds,
+      jobConcurrency: v.jobConcurrency,
+      callbackSecret: v.callbackSecret,
       modelSandbox: v.codexModelSandbox,
       models: v.codexModels,
     },
     responsesHeartbeatMs: v.responsesHeartbeatMs,
+    searchRoots: (v.searchRoots.length ? v.searchRoots : [process.cwd()]).map((r) => path.resolve(r)),
     backends: parseBackends(v.backends, env),
     embedModel: v.embedModel,
     ollamaNumCtx: v.ollamaNumCtx,

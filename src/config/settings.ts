@@ -262,6 +262,33 @@ export const settings = {
     defaultText: "3600",
     parse: (raw, name) => parsers.int(3600, 0, 31_536_000)(raw, name)!,
   }),
+  searchRoots: setting({
+    env: "SEARCH_ROOTS",
+    flag: "search-roots",
+    description:
+      "directories agentgate may read and watch (search, file-change triggers), separated by `:`; paths outside them are refused",
+    defaultText: "the working directory",
+    parse: (raw) =>
+      (raw ?? "")
+        .split(":")
+        .map((s) => s.trim())
+        .filter(Boolean),
+  }),
+  jobConcurrency: setting({
+    env: "JOB_CONCURRENCY",
+    flag: "job-concurrency",
+    description: "Codex jobs run at once by this replica",
+    defaultText: "2",
+    parse: (raw, name) => parsers.int(2, 1, 256)(raw, name)!,
+  }),
+  callbackSecret: setting({
+    env: "CALLBACK_SECRET",
+    flag: "callback-secret",
+    description: "HMAC key of job callbacks' `webhook-signature` (docs/callbacks.md)",
+    defaultText: "AUTH_TOKEN, else a random key kept in the database",
+    secret: true,
+    parse: parsers.string(undefined),
+  }),
   codexModelSandbox: setting({
     env: "CODEX_MODEL_SANDBOX",
     flag: "codex-model-sandbox",

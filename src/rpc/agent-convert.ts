@@ -171,7 +171,7 @@ function toMs(d: Duration | undefined, param: string): number | undefined {
   return Math.round(ms);
 }
 
-function toLimits(l: PbLimits | undefined): AgentLimits {
+export function toLimits(l: PbLimits | undefined): AgentLimits {
   if (!l) return {};
   const out: AgentLimits = {};
   if (l.addressSpaceBytes !== undefined)
@@ -235,7 +235,7 @@ export function pbExit(e: ExitStatus): PbExitStatus {
   });
 }
 
-function pbLimits(l: AgentLimits): PbLimits {
+export function pbLimits(l: AgentLimits): PbLimits {
   return create(ProcessLimitsSchema, {
     addressSpaceBytes: l.addressSpaceBytes === undefined ? undefined : BigInt(l.addressSpaceBytes),
     cpuSeconds: l.cpuSeconds,

@@ -7,7 +7,7 @@
  *   codex exec [OPTIONS] [--] [PROMPT|-]              -> JSONL events on stdout
  *   codex exec [OPTIONS] resume <THREAD_ID> [--] [PROMPT|-]
  *
- * Options: --json, --skip-git-repo-check (required here: the fake never looks for a repository, and the
+ * Options: --json, --output-schema FILE, --color, --oss, --local-provider, --skip-git-repo-check (required here: the fake never looks for a repository, and the
  * real CLI refuses without it outside a trusted one), --ephemeral, -s/--sandbox (only before `resume`,
  * as in the real CLI), -m/--model, -c/--config. Like the real CLI it reads stdin to EOF unless stdin is
  * a terminal or closed: a pipe that stays open blocks it; `-` (or no prompt) makes stdin the prompt,
@@ -32,6 +32,8 @@
  *   ignoreSigterm: boolean       ignore SIGTERM (this process and the grandchild): only SIGKILL ends it
  *   spawnGrandchild: boolean     start a long-lived child in the same process group and log its pid
  *   delayMs: number              pause before each event
+ *   writeFiles: {path: contents} files written relative to the working directory (objects as JSON),
+ *                                reported as one file_change item
  *   garbage: boolean             interleave non-JSON lines and split every line across several writes
  *
  * FAKE_CODEX_LOG: a file that gets one JSON line per invocation: {argv, cwd, stdin ("devnull", "pipe",
@@ -81,6 +83,9 @@ for (let i = 1; i < argv.length; i++) {
   else if (a === "--ephemeral") opts.ephemeral = true;
   else if (a === "-m" || a === "--model") opts.model = value();
   else if (a === "-c" || a === "--config") opts.config.push(value());
+  else if (a === "--output-schema") opts.outputSchema = value();
+  else if (a === "--color" || a === "--local-provider") value();
+  else if (a === "--oss") opts.oss = true;
   else if ((a === "-s" || a === "--sandbox") && !inResume) {
     const v = value();
     if (!["read-only", "workspace-write", "danger-full-access"].includes(v))
@@ -167,6 +172,20 @@ async function main() {
   }
   if (turn.reasoning)
     await emit({ type: "item.completed", item: { id: `item_${item++}`, type: "reasoning", text: turn.reasoning } });
+  if (turn.writeFiles) {
+    // As Codex's apply_patch would: the files, then one file_change item naming them.
+    const changes = [];
+    for (const [rel, contents] of Object.entries(turn.writeFiles)) {
+      const file = path.resolve(process.cwd(), rel);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, typeof contents === "string" ? contents : JSON.stringify(contents));
+      changes.push({ path: file, kind: "add" });
+    }
+    await emit({
+      type: "item.completed",
+      item: { id: `item_${item++}`, type: "file_change", changes, status: "completed" },
+    });
+  }
   for (const text of turn.messages ?? ["fake codex answer"])
     await emit({ type: "item.completed", item: { id: `item_${item++}`, type: "agent_message", text } });
   const used = { ...zeroUsage(), input_tokens: 50, output_tokens: 5, ...(turn.usage ?? {}) };

@@ -5,7 +5,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
-import { readExecEvents, type ExecEvent } from "./exec-events.js";
+import { StringDecoder } from "node:string_decoder";
+import { readJsonLines, toExecEvent, type ExecEvent } from "./exec-events.js";
 import type { CodexCommand } from "./locate-codex.js";
 
 export interface CodexProcessOptions {
@@ -21,6 +22,11 @@ export interface CodexProcessOptions {
   stdin?: string;
   /** SIGTERM first; SIGKILL to the group this long after. */
   killGraceMs: number;
+  /** Raw output as it arrives (jobs keep and stream it). */
+  onStdout?(chunk: Buffer): void;
+  onStderr?(chunk: Buffer): void;
+  /** Every JSON value on stdout, before it is typed (jobs keep the raw event). */
+  onJsonLine?(value: unknown): void;
 }
 
 export interface CodexExit {
@@ -52,9 +58,10 @@ export class CodexProcess {
       this.child.stdin!.on("error", () => undefined); // EPIPE when Codex exits early; its exit status says why
       this.child.stdin!.end(opts.stdin);
     }
-    this.child.stderr!.setEncoding("utf8");
-    this.child.stderr!.on("data", (s: string) => {
-      this.stderr = (this.stderr + s).slice(-STDERR_KEEP_CHARS);
+    const stderrText = new StringDecoder("utf8");
+    this.child.stderr!.on("data", (chunk: Buffer) => {
+      opts.onStderr?.(chunk);
+      this.stderr = (this.stderr + stderrText.write(chunk)).slice(-STDERR_KEEP_CHARS);
     });
     this.exited = new Promise((resolve) => {
       this.child.once("error", (err: NodeJS.ErrnoException) => {
@@ -114,10 +121,23 @@ export class CodexProcess {
   }
 
   private async *readEvents(stdout: Readable): AsyncIterable<ExecEvent> {
+    const { onStdout, onJsonLine } = this.opts;
+    const chunks = onStdout ? tap(stdout, onStdout) : stdout;
     try {
-      yield* readExecEvents(stdout);
+      for await (const value of readJsonLines(chunks)) {
+        onJsonLine?.(value);
+        const event = toExecEvent(value);
+        if (event) yield event;
+      }
     } catch {
       // The stream was destroyed (the process could not start or was killed): the exit status tells why.
     }
+  }
+}
+
+async function* tap(stream: Readable, fn: (chunk: Buffer) => void): AsyncIterable<Buffer> {
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    fn(chunk);
+    yield chunk;
   }
 }
