@@ -38,10 +38,13 @@ describe("defaults", () => {
       timeoutMs: 600_000,
       keepWorkspaces: false,
       jobRetentionSeconds: 3600,
+      jobConcurrency: 2,
+      callbackSecret: undefined,
       modelSandbox: "read-only",
       models: [],
     });
     expect(c.responsesHeartbeatMs).toBe(5000);
+    expect(c.searchRoots).toEqual([process.cwd()]);
     expect(c.backends).toEqual([]);
     expect(c.embedModel).toBe("nomic-embed-text");
     expect(c.ollamaNumCtx).toBe(65_536);
@@ -91,6 +94,9 @@ const TABLE: { env: string; value: string; get: (c: ReturnType<typeof loadConfig
   { env: "CODEX_PROXY_TIMEOUT_MS", value: "120000", get: (c) => c.codex.timeoutMs, want: 120_000 },
   { env: "CODEX_PROXY_KEEP_WORKSPACES", value: "yes", get: (c) => c.codex.keepWorkspaces, want: true },
   { env: "CODEX_PROXY_JOB_RETENTION_SECONDS", value: "0", get: (c) => c.codex.jobRetentionSeconds, want: 0 },
+  { env: "JOB_CONCURRENCY", value: "4", get: (c) => c.codex.jobConcurrency, want: 4 },
+  { env: "CALLBACK_SECRET", value: "s3cret", get: (c) => c.codex.callbackSecret, want: "s3cret" },
+  { env: "SEARCH_ROOTS", value: "/srv/a:/srv/b", get: (c) => c.searchRoots, want: ["/srv/a", "/srv/b"] },
   {
     env: "BACKENDS",
     value: "vllm=http://gpu:8000/v1/, groq=https://api.groq.com/openai/v1",

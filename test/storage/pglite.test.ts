@@ -33,6 +33,8 @@ describe("PGlite in memory (openTestDatabase)", () => {
       "agents",
       "codex_threads",
       "instances",
+      "job_triggers",
+      "jobs",
       "kv_settings",
       "schema_migrations",
     ]);
