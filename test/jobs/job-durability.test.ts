@@ -19,15 +19,23 @@ const scriptFile = path.join(dir, "script.json");
 const logFile = path.join(dir, "invocations.jsonl");
 const children: ChildProcess[] = [];
 
+/**
+ * Kills a fake codex's process group, but only while its leader is still that fake: a group id of
+ * a process that ended may already belong to another test's processes (a stray SIGKILL here once
+ * ended an agent test's `cat`).
+ */
+function killFakeCodex(pgid: number): void {
+  try {
+    if (!fs.readFileSync(`/proc/${pgid}/cmdline`, "utf8").includes("fake-codex")) return;
+    process.kill(-pgid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
 afterAll(() => {
   for (const c of children) c.kill("SIGKILL");
-  for (const inv of fakeCodexInvocations(logFile)) {
-    try {
-      process.kill(-inv.pgid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const inv of fakeCodexInvocations(logFile)) killFakeCodex(inv.pgid);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -114,7 +122,7 @@ describe("kill -9 while jobs run and wait", () => {
       first.kill("SIGKILL");
       await new Promise((resolve) => first.once("exit", resolve));
       // agentgate cannot end a Codex it no longer runs (see docs/jobs.md); the test cleans it up.
-      for (const inv of fakeCodexInvocations(logFile)) process.kill(-inv.pgid, "SIGKILL");
+      for (const inv of fakeCodexInvocations(logFile)) killFakeCodex(inv.pgid);
 
       writeFakeCodexScript(scriptFile, { writeFiles: { "output/suggestion.json": { ok: true } } });
       const port2 = await freePort();
