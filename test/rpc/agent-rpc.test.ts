@@ -167,7 +167,10 @@ describe("Attach over h2c", () => {
     await frames.done;
     expect(frames.error).toBeUndefined();
     expect(frames.frames.at(-1)?.case).toBe("exit");
-    expect(frames.exit).toMatchObject({ exitCode: 0, reason: AgentExitReason.EXITED });
+    expect(
+      frames.exit,
+      JSON.stringify(frames.exit, (_k, v) => (typeof v === "bigint" ? String(v) : v)),
+    ).toMatchObject({ exitCode: 0, reason: AgentExitReason.EXITED });
   });
 
   it("resize frames reach the program as SIGWINCH; a typed Ctrl-C interrupts only the foreground command; the exit frame carries the signal", async () => {
@@ -299,7 +302,10 @@ describe("WatchLogs over HTTP/1.1", () => {
     await frames.done;
     expect(frames.error).toBeUndefined();
     expect(frames.text.endsWith("live-yes\r\n")).toBe(true);
-    expect(frames.exit).toMatchObject({ exitCode: 0, reason: AgentExitReason.EXITED });
+    expect(
+      frames.exit,
+      JSON.stringify(frames.exit, (_k, v) => (typeof v === "bigint" ? String(v) : v)),
+    ).toMatchObject({ exitCode: 0, reason: AgentExitReason.EXITED });
     const logs = await h1.agents.readLogs({ agentId: id, start: { case: "offset", value: 0n }, maxBytes: 1 << 20 });
     expect(Buffer.from(logs.data).equals(frames.output)).toBe(true);
     expect(logs).toMatchObject({ eof: true, endOffset: BigInt(frames.output.length), logStartOffset: 0n });

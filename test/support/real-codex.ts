@@ -13,6 +13,7 @@
  * degraded. So the home goes under node_modules/.cache, and TMPDIR is set to a sibling directory,
  * which can never contain the home even when the checkout itself lies under /tmp.
  */
+import { groupMembers } from "../../src/backends/codex/codex-process.js";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -180,7 +181,15 @@ export async function runCodexExec(opts: CodexExecOptions): Promise<CodexExecRes
     };
   } finally {
     clearTimeout(timer);
-    killGroup(); // commands the agent left running in the background
+    // Commands the agent left running in the background. Not `kill(-pid)`: the leader is reaped, so
+    // with no member left the group id may already be another test's process.
+    for (const pid of groupMembers(child.pid!)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
     if (!opts.keepCodexHome) rmSync(runDir, { recursive: true, force: true });
   }
 }

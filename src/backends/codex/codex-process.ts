@@ -4,6 +4,7 @@
  * children, and a signal to the leader alone would leave them running.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { readJsonLines, toExecEvent, type ExecEvent } from "./exec-events.js";
@@ -45,6 +46,8 @@ export class CodexProcess {
   private stderr = "";
   private done = false;
   private killTimer: NodeJS.Timeout | undefined;
+  /** Members of Codex's process group still alive when Codex itself exited. */
+  private leftovers: number[] = [];
 
   constructor(private readonly opts: CodexProcessOptions) {
     this.child = spawn(opts.command.command, [...opts.command.prefix, ...opts.args], {
@@ -70,12 +73,15 @@ export class CodexProcess {
       this.child.once("exit", (code, signal) => {
         this.done = true;
         // Whatever Codex left behind in its group (a command still running, a stuck helper) goes with it;
-        // it would also hold stdout open and keep the event stream from ending.
-        if (this.signalGroup(0)) {
-          this.signalGroup("SIGTERM");
+        // it would also hold stdout open and keep the event stream from ending. From here on the group
+        // id is no longer held by the leader: once the last member is gone the kernel may hand the
+        // number to a new process (pid_max is 32768 on some hosts), so later signals go to the
+        // members found now, one by one, and only while they are still in the group.
+        this.leftovers = groupMembers(this.child.pid!);
+        if (this.leftovers.length) {
+          this.signalLeftovers("SIGTERM");
           this.scheduleKill();
         } else {
-          // Nothing left: no SIGKILL later, when the id could belong to someone else's group.
           clearTimeout(this.killTimer);
         }
         resolve({ code, signal });
@@ -104,8 +110,23 @@ export class CodexProcess {
 
   private scheduleKill(): void {
     if (this.killTimer) return;
-    this.killTimer = setTimeout(() => this.signalGroup("SIGKILL"), this.opts.killGraceMs);
+    this.killTimer = setTimeout(
+      () => (this.done ? this.signalLeftovers("SIGKILL") : this.signalGroup("SIGKILL")),
+      this.opts.killGraceMs,
+    );
     this.killTimer.unref();
+  }
+
+  private signalLeftovers(signal: NodeJS.Signals): void {
+    const group = this.child.pid!;
+    for (const pid of this.leftovers) {
+      if (processGroupOf(pid) !== group) continue;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone meanwhile
+      }
+    }
   }
 
   /** Signals every process in the group (0: only checks); false when the group is empty. */
@@ -140,4 +161,29 @@ async function* tap(stream: Readable, fn: (chunk: Buffer) => void): AsyncIterabl
     fn(chunk);
     yield chunk;
   }
+}
+
+/** The process group of a pid (/proc/<pid>/stat field 5), undefined when it is gone. */
+function processGroupOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pids left in process group `pgid` after its leader was reaped (Linux /proc; empty elsewhere). If a
+ * process with the leader's pid exists again, the number was reused: nothing of ours is left.
+ */
+export function groupMembers(pgid: number): number[] {
+  if (fs.existsSync(`/proc/${pgid}`)) return [];
+  let names: string[];
+  try {
+    names = fs.readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  return names.filter((n) => /^\d+$/.test(n) && processGroupOf(Number(n)) === pgid).map(Number);
 }
