@@ -4,7 +4,7 @@
  * another replica or an earlier run) are read from here.
  */
 import type { Queryable } from "../storage/database.js";
-import { decodePageToken, encodePageToken } from "../storage/page-token.js";
+import { keysetPage } from "../storage/page-token.js";
 import type { SandboxDriverName } from "../sandbox/types.js";
 import type {
   AgentLimits,
@@ -190,11 +190,6 @@ export async function listAgentRecords(
   const size = q.pageSize ? Math.min(q.pageSize, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE;
   const where: string[] = [];
   const params: unknown[] = [];
-  if (q.pageToken) {
-    const [at, id] = decodePageToken(q.pageToken);
-    params.push(at, id);
-    where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
-  }
   if (q.states?.length) {
     params.push(q.states);
     where.push(`state = ANY($${params.length}::text[])`);
@@ -203,16 +198,17 @@ export async function listAgentRecords(
     params.push(JSON.stringify(q.labels));
     where.push(`labels @> $${params.length}::jsonb`);
   }
-  params.push(size + 1);
-  const r = await db.query<Row>(
-    `SELECT ${COLUMNS} FROM agents ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+  const page = await keysetPage(db, {
+    columns: COLUMNS,
+    from: "agents",
+    where,
     params,
-  );
-  const agents = r.rows.slice(0, size).map(toRecord);
-  const last = agents.at(-1);
-  const nextPageToken = r.rows.length > size && last ? encodePageToken(last.createdAt, last.id) : "";
-  return { agents, nextPageToken };
+    pageToken: q.pageToken,
+    pageSize: size,
+    order: "newest",
+    toRecord,
+  });
+  return { agents: page.items, nextPageToken: page.nextPageToken };
 }
 
 /**

@@ -28,11 +28,13 @@ const MAX_OPTIONS = 32;
 export function validateExecOptions(options: string[]): void {
   if (options.length > MAX_OPTIONS)
     throw invalidArgument(`at most ${MAX_OPTIONS} exec options are accepted`, "exec_options");
+  // Values too (`-m`, `-c` take the next element): a NUL byte cannot reach an argv.
+  const nul = options.findIndex((o) => o.includes("\0"));
+  if (nul >= 0) throw invalidArgument(`exec option ${nul} contains a NUL byte`, `exec_options[${nul}]`);
   for (let i = 0; i < options.length; i++) {
     const opt = options[i]!;
     const bad = (why: string) =>
       invalidArgument(`exec option ${JSON.stringify(opt)} is not allowed: ${why}`, `exec_options[${i}]`);
-    if (opt.includes("\0")) throw bad("it contains a NUL byte");
     if (FLAGS.has(opt)) continue;
     const [name, inline] =
       opt.startsWith("--") && opt.includes("=")

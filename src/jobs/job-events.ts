@@ -2,10 +2,10 @@
  * WatchJob's events for jobs this replica knows about: a sequence-numbered log per job, kept in
  * memory with a cap (output chunks are the bulk), and live listeners. A watcher replays what it
  * missed (after_sequence), then follows; once the job reached a final status and the watcher has
- * everything, its stream ends. Jobs on other replicas are followed by polling their record (the
- * manager does that).
+ * everything, its stream ends. For jobs that run on another replica the manager polls the record
+ * and emits its status changes here, so watchers see one stream either way.
  */
-import type { JobEvent, SequencedJobEvent } from "./types.js";
+import type { JobEvent, JobStatus, SequencedJobEvent } from "./types.js";
 
 const MAX_EVENTS_PER_JOB = 5000;
 const MAX_BYTES_PER_JOB = 8 * 1024 * 1024;
@@ -19,6 +19,8 @@ interface JobLog {
   /** Oldest sequence still held (older ones were dropped by the cap). */
   first: number;
   finished: boolean;
+  /** The status of the newest status event (to tell whether a record read elsewhere is news). */
+  status?: JobStatus;
   listeners: Set<() => void>;
   expiry?: NodeJS.Timeout;
 }
@@ -41,6 +43,26 @@ export class JobEventHub {
     return this.logs.has(jobId);
   }
 
+  /** Status of the newest status event held for a job. */
+  status(jobId: string): JobStatus | undefined {
+    return this.logs.get(jobId)?.status;
+  }
+
+  finished(jobId: string): boolean {
+    return this.logs.get(jobId)?.finished ?? false;
+  }
+
+  /** Whether anyone follows the job now. */
+  watched(jobId: string): boolean {
+    return (this.logs.get(jobId)?.listeners.size ?? 0) > 0;
+  }
+
+  /** Forgets a job nobody follows whose end this replica will not see (it runs elsewhere). */
+  drop(jobId: string): void {
+    const l = this.logs.get(jobId);
+    if (l && !l.finished && l.listeners.size === 0) this.logs.delete(jobId);
+  }
+
   /** Sequence of the newest event held for a job; 0 when none (without creating a log for it). */
   lastSequence(jobId: string): number {
     const l = this.logs.get(jobId);
@@ -51,6 +73,7 @@ export class JobEventHub {
     const l = this.log(jobId);
     l.events.push({ sequence: l.next++, time: new Date(), event });
     l.bytes += sizeOf(event);
+    if (event.type === "status") l.status = event.status;
     while (l.events.length > MAX_EVENTS_PER_JOB || (l.bytes > MAX_BYTES_PER_JOB && l.events.length > 1)) {
       const dropped = l.events.shift()!;
       l.bytes -= sizeOf(dropped.event);

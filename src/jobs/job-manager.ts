@@ -40,7 +40,8 @@ import {
   type CallbackAttempt,
   type JobRecord,
   type JobSpec,
-  type JobStatus,
+  type JobEvent,
+  type JobUsage,
   type SequencedJobEvent,
 } from "./types.js";
 import { validateJobSpec } from "./validate-spec.js";
@@ -82,6 +83,8 @@ export class JobManager {
   private readonly o: Required<Omit<JobManagerOptions, "callbacks" | "logger">> & JobManagerOptions;
   readonly events = new JobEventHub();
   private readonly running = new Map<string, Running>();
+  /** Jobs whose record is polled for watchers (they run elsewhere or wait). */
+  private readonly polled = new Set<string>();
   private closed = false;
   private pumping = false;
   private pumpAgain = false;
@@ -127,15 +130,19 @@ export class JobManager {
     validateJobSpec(spec, this.o.workspaceLimits);
     if (opts.requestId !== undefined && opts.requestId.length > 200)
       throw invalidArgument("request_id is longer than 200 characters", "request_id");
-    const now = new Date();
+    const id = newId("job_");
     const job = await insertJob(this.o.db, {
-      ...blankJob(newId("job_"), spec, now),
+      ...blankJob(id, spec, new Date()),
       requestId: opts.requestId ?? "",
       retryOfJobId: opts.retryOfJobId ?? "",
       triggerId: opts.triggerId ?? "",
     });
-    if (job.createdAt.getTime() === now.getTime() && job.status === "pending")
-      this.events.emit(job.id, { type: "status", previous: "pending", status: "pending", job });
+    // A new job (not the one an earlier call with the same request id made): watchers from now on
+    // see it from PENDING, whichever replica runs it.
+    if (job.id === id) {
+      this.events.emit(id, { type: "status", previous: "pending", status: "pending", job });
+      this.followElsewhere(id);
+    }
     this.wake();
     return this.get(job.id);
   }
@@ -193,10 +200,15 @@ export class JobManager {
     const job = await this.get(id);
     const stop = AbortSignal.any([signal, this.shutdown.signal]);
     if (!this.events.has(id)) {
-      // Not followed here (finished long ago, or on another replica): synthesize from the record.
-      yield* this.pollRecord(job, stop);
-      return;
+      const snapshot: JobEvent = { type: "status", previous: job.status, status: job.status, job };
+      if (FINAL_STATUSES.has(job.status)) {
+        // Ended, and its events are no longer held: the record is all there is.
+        yield { sequence: 1, time: new Date(), event: snapshot };
+        return;
+      }
+      this.events.emit(id, snapshot);
     }
+    this.followElsewhere(id);
     for await (const e of this.events.follow(id, afterSequence, stop))
       if (includeOutput || e.event.type !== "output") yield e;
   }
@@ -297,10 +309,21 @@ export class JobManager {
     await this.deliverCallback(after);
   }
 
-  /** Usage of the thread before this job: the latest finished job of the thread that reported usage. */
-  private async threadUsage(threadId: string) {
-    const jobs = await jobsOfThread(this.o.db, threadId);
-    return jobs.filter((j) => j.usage).at(-1)?.usage;
+  /**
+   * Usage of the thread before this job. Each job records only its own turns (the first one also
+   * whatever the thread had before agentgate ran it), so the thread's total is their sum.
+   */
+  private async threadUsage(threadId: string): Promise<JobUsage | undefined> {
+    const usages = (await jobsOfThread(this.o.db, threadId)).flatMap((j) => (j.usage ? [j.usage] : []));
+    if (usages.length === 0) return undefined;
+    const sum = (k: keyof JobUsage) => usages.reduce((n, u) => n + u[k], 0);
+    return {
+      inputTokens: sum("inputTokens"),
+      cachedInputTokens: sum("cachedInputTokens"),
+      cacheWriteInputTokens: sum("cacheWriteInputTokens"),
+      outputTokens: sum("outputTokens"),
+      reasoningOutputTokens: sum("reasoningOutputTokens"),
+    };
   }
 
   private notifyFinished(job: JobRecord): void {
@@ -342,24 +365,35 @@ export class JobManager {
     }
   }
 
-  /** Status changes of a job this replica does not run, read from its record. */
-  private async *pollRecord(job: JobRecord, signal: AbortSignal): AsyncIterable<SequencedJobEvent> {
-    let seq = 0;
-    let last: JobStatus | undefined;
-    let current = job;
-    for (;;) {
-      if (current.status !== last) {
-        yield {
-          sequence: ++seq,
-          time: new Date(),
-          event: { type: "status", previous: last ?? current.status, status: current.status, job: current },
-        };
-        last = current.status;
+  /**
+   * While a watched job is not run by this replica (pending, or claimed by another one), its status
+   * changes are read from its record and emitted to the hub, so watchers and RunJob see it end.
+   * Once this replica runs it, its own events take over; once nobody watches, polling stops.
+   */
+  private followElsewhere(id: string): void {
+    if (this.polled.has(id)) return;
+    this.polled.add(id);
+    void (async () => {
+      try {
+        while (!this.closed && !this.events.finished(id)) {
+          await new Promise((resolve) => setTimeout(resolve, POLL_ELSEWHERE_MS));
+          if (this.running.has(id)) continue;
+          if (!this.events.watched(id)) {
+            this.events.drop(id);
+            return;
+          }
+          const job = await this.get(id);
+          const previous = this.events.status(id) ?? job.status;
+          // Running here meanwhile (claimed between the check above and the read): its events come.
+          if (job.status === previous || this.running.has(id)) continue;
+          this.events.emit(id, { type: "status", previous, status: job.status, job }, FINAL_STATUSES.has(job.status));
+        }
+      } catch (err) {
+        if (!this.closed) this.o.logger?.warn({ err, job: id }, "following a job's record failed");
+      } finally {
+        this.polled.delete(id);
       }
-      if (FINAL_STATUSES.has(current.status) || signal.aborted) return;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      current = await this.get(job.id);
-    }
+    })();
   }
 
   private checkOpen(): void {
@@ -368,6 +402,7 @@ export class JobManager {
 }
 
 const SHUTDOWN = "agentgate is shutting down";
+const POLL_ELSEWHERE_MS = 250;
 
 /** Whether a process with this pid exists on this host (EPERM: it does, as another user). */
 function processAlive(pid: number): boolean {

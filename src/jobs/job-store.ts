@@ -5,7 +5,7 @@
  */
 import { invalidArgument } from "../errors/gateway-error.js";
 import type { Queryable } from "../storage/database.js";
-import { decodePageToken, encodePageToken } from "../storage/page-token.js";
+import { keysetPage } from "../storage/page-token.js";
 import type { CallbackAttempt, JobFailureReason, JobRecord, JobSpec, JobStatus, JobUsage } from "./types.js";
 
 /** The replica that claims jobs: its id for this run, and a key that survives its restarts. */
@@ -179,23 +179,23 @@ export async function recordProgress(db: Queryable, id: string, p: JobProgress):
 }
 
 /** How a job ended, written once. */
-export interface JobOutcome {
-  status: Extract<JobStatus, "succeeded" | "failed" | "canceled" | "interrupted">;
-  exitCode?: number;
-  stdout: string;
-  stderr: string;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  output?: unknown;
-  summary: string;
-  finalMessage: string;
-  error: string;
-  failureReason?: JobFailureReason;
-  usage?: JobUsage;
-  threadId: string;
-  workspace: string;
-  outputPath: string;
-}
+export type JobOutcome = Pick<
+  JobRecord,
+  | "exitCode"
+  | "stdout"
+  | "stderr"
+  | "stdoutTruncated"
+  | "stderrTruncated"
+  | "output"
+  | "summary"
+  | "finalMessage"
+  | "error"
+  | "failureReason"
+  | "usage"
+  | "threadId"
+  | "workspace"
+  | "outputPath"
+> & { status: Extract<JobStatus, "succeeded" | "failed" | "canceled" | "interrupted"> };
 
 /** Ends a running job; false when it was no longer running (another replica's watchdog got there first). */
 export async function finishJob(db: Queryable, id: string, o: JobOutcome): Promise<boolean> {
@@ -336,11 +336,6 @@ export async function listJobRecords(
   const size = q.pageSize || DEFAULT_PAGE_SIZE;
   const where: string[] = [];
   const params: unknown[] = [];
-  if (q.pageToken) {
-    const [at, id] = decodePageToken(q.pageToken);
-    params.push(at, id);
-    where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
-  }
   if (q.statuses?.length) {
     params.push(q.statuses);
     where.push(`status = ANY($${params.length}::text[])`);
@@ -357,16 +352,17 @@ export async function listJobRecords(
     params.push(q.threadId);
     where.push(`thread_id = $${params.length}`);
   }
-  params.push(size + 1);
-  const r = await db.query<Row>(
-    `SELECT ${BASE_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+  const page = await keysetPage(db, {
+    columns: BASE_COLUMNS,
+    from: "jobs",
+    where,
     params,
-  );
-  const jobs = r.rows.slice(0, size).map(toRecord);
-  const last = jobs.at(-1);
-  const nextPageToken = r.rows.length > size && last ? encodePageToken(last.createdAt, last.id) : "";
-  return { jobs, nextPageToken };
+    pageToken: q.pageToken,
+    pageSize: size,
+    order: "newest",
+    toRecord,
+  });
+  return { jobs: page.items, nextPageToken: page.nextPageToken };
 }
 
 /** Thread ids with their jobs, for sessions that agentgate ran. */

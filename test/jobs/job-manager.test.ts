@@ -106,6 +106,24 @@ describe("the queue", () => {
     await other.close();
   });
 
+  it("RunJob and WatchJob on a replica that runs nothing follow the job another replica runs to its end", async () => {
+    fx.script({ delayMs: 20, messages: ["ran elsewhere"] });
+    const front = await fx.open({ concurrency: 0 });
+    try {
+      const ac = new AbortController();
+      const done = await front.run({ prompt: "run it elsewhere" }, {}, ac.signal);
+      expect(done).toMatchObject({ status: "succeeded", finalMessage: "ran elsewhere" });
+      const job = await front.submit({ prompt: "watch it elsewhere" });
+      const statuses: string[] = [];
+      for await (const e of front.watch(job.id, 0, false, ac.signal))
+        if (e.event.type === "status") statuses.push(e.event.status);
+      expect(statuses[0]).toMatch(/pending|running/);
+      expect(statuses.at(-1)).toBe("succeeded");
+    } finally {
+      await front.close();
+    }
+  });
+
   it("SubmitJob with the same request id returns the same job", async () => {
     const a = await fx.jobs.submit({ prompt: "once" }, { requestId: "req-123" });
     const b = await fx.jobs.submit({ prompt: "once" }, { requestId: "req-123" });
@@ -139,12 +157,18 @@ describe("stopping a job ends its whole process tree", () => {
     expect(canceled).toMatchObject({ status: "canceled", error: "enough" });
     await until(() => !alive(inv.pid) && !alive(inv.grandchildPid), "codex and its grandchild to be gone", 5000);
 
-    const busy = await fx.open({ concurrency: 0 });
-    const pending = await busy.submit({ prompt: "never runs" });
-    // The fixture's own manager would claim it: cancel at once.
-    const c = await busy.cancel(pending.id);
-    expect(["canceled", "succeeded"]).toContain(c.status);
-    await busy.close();
+    // A database of its own whose only replica runs nothing: the job stays pending until canceled.
+    const idle = await jobsFixture({ concurrency: 0 });
+    try {
+      const pending = await idle.jobs.submit({ prompt: "never runs" });
+      expect(await idle.jobs.cancel(pending.id, "not needed")).toMatchObject({
+        status: "canceled",
+        error: "not needed",
+      });
+      expect(idle.invocations()).toHaveLength(0);
+    } finally {
+      await idle.close();
+    }
   });
 
   it("an idle timeout ends a job whose Codex writes nothing", async () => {
@@ -177,6 +201,12 @@ describe("results", () => {
     expect(second.threadId).toBe(first.threadId);
     expect(second.usage).toMatchObject({ inputTokens: 100, outputTokens: 10 });
     expect(fx.invocations().at(-1)!.argv).toEqual(expect.arrayContaining(["resume", first.threadId]));
+    // A third turn: Codex reports 300 for the thread, of which the earlier jobs recorded 200.
+    const third = await untilFinal(
+      fx.jobs,
+      (await fx.jobs.submit({ prompt: "and again", resumeThreadId: first.threadId })).id,
+    );
+    expect(third.usage).toMatchObject({ inputTokens: 100, outputTokens: 10 });
   });
 
   it("refuses bad specs with invalid_argument naming the field", async () => {
@@ -196,6 +226,10 @@ describe("results", () => {
       await err(fx.jobs.submit({ prompt: "a", execOptions: ["--dangerously-bypass-approvals-and-sandbox"] })),
     ).toMatchObject({
       kind: "invalid_argument",
+    });
+    expect(await err(fx.jobs.submit({ prompt: "a", execOptions: ["-m", "gpt\u0000x"] }))).toMatchObject({
+      kind: "invalid_argument",
+      message: expect.stringContaining("NUL"),
     });
     expect(await err(fx.jobs.submit({ prompt: "a", sandboxPolicy: "danger-full-access" }))).toMatchObject({
       kind: "failed_precondition",

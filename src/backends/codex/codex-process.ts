@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
-import { readJsonLines, toExecEvent, type ExecEvent } from "./exec-events.js";
+import { readExecEvents, type ExecEvent } from "./exec-events.js";
 import type { CodexCommand } from "./locate-codex.js";
 
 export interface CodexProcessOptions {
@@ -145,11 +145,7 @@ export class CodexProcess {
     const { onStdout, onJsonLine } = this.opts;
     const chunks = onStdout ? tap(stdout, onStdout) : stdout;
     try {
-      for await (const value of readJsonLines(chunks)) {
-        onJsonLine?.(value);
-        const event = toExecEvent(value);
-        if (event) yield event;
-      }
+      yield* readExecEvents(chunks, onJsonLine);
     } catch {
       // The stream was destroyed (the process could not start or was killed): the exit status tells why.
     }
@@ -178,6 +174,12 @@ function processGroupOf(pid: number): number | undefined {
  * process with the leader's pid exists again, the number was reused: nothing of ours is left.
  */
 export function groupMembers(pgid: number): number[] {
+  // The usual case (nothing left) costs one syscall, not a scan of /proc.
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return [];
+  }
   if (fs.existsSync(`/proc/${pgid}`)) return [];
   let names: string[];
   try {

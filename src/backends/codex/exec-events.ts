@@ -88,9 +88,16 @@ function parseLine(line: string): unknown {
   }
 }
 
-/** Typed events from stdout chunks; unknown or malformed events are skipped. */
-export async function* readExecEvents(chunks: AsyncIterable<Buffer | string>): AsyncIterable<ExecEvent> {
+/**
+ * Typed events from stdout chunks; unknown or malformed events are skipped. `onJsonLine` sees every
+ * JSON value first, typed or not (jobs keep the raw event).
+ */
+export async function* readExecEvents(
+  chunks: AsyncIterable<Buffer | string>,
+  onJsonLine?: (value: unknown) => void,
+): AsyncIterable<ExecEvent> {
   for await (const value of readJsonLines(chunks)) {
+    onJsonLine?.(value);
     const event = toExecEvent(value);
     if (event) yield event;
   }

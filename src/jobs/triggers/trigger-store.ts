@@ -4,8 +4,8 @@
  * the replica whose UPDATE matched fires it (claimDue); a file-change firing is claimed per debounce
  * window on last_fired_at (claimFileChangeFiring).
  */
-import { invalidArgument } from "../../errors/gateway-error.js";
 import type { Queryable } from "../../storage/database.js";
+import { keysetPage } from "../../storage/page-token.js";
 import type { JobStatus } from "../types.js";
 import type { ListTriggersQuery, TriggerRecord, TriggerSchedule, TriggerSpec } from "./trigger-types.js";
 
@@ -146,35 +146,17 @@ export async function listTriggers(
   q: ListTriggersQuery = {},
 ): Promise<{ triggers: TriggerRecord[]; nextPageToken: string }> {
   const size = q.pageSize ? Math.min(Math.max(1, Math.floor(q.pageSize)), MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE;
-  const params: unknown[] = [];
-  let where = "";
-  if (q.pageToken) {
-    const [ms, id] = decodeToken(q.pageToken);
-    params.push(new Date(ms), id);
-    where = "WHERE (created_at, id) > ($1, $2)";
-  }
-  params.push(size + 1);
-  const r = await db.query<Row>(
-    `SELECT ${COLUMNS} FROM job_triggers ${where} ORDER BY created_at, id LIMIT $${params.length}`,
-    params,
-  );
-  const triggers = r.rows.slice(0, size).map(toRecord);
-  const last = triggers.at(-1);
-  const nextPageToken =
-    r.rows.length > size && last
-      ? Buffer.from(JSON.stringify([last.createdAt.getTime(), last.id])).toString("base64url")
-      : "";
-  return { triggers, nextPageToken };
-}
-
-function decodeToken(token: string): [number, string] {
-  try {
-    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown;
-    if (Array.isArray(v) && typeof v[0] === "number" && typeof v[1] === "string") return [v[0], v[1]];
-  } catch {
-    // fall through
-  }
-  throw invalidArgument("page_token is not a token this server issued", "page_token");
+  const page = await keysetPage(db, {
+    columns: COLUMNS,
+    from: "job_triggers",
+    where: [],
+    params: [],
+    pageToken: q.pageToken,
+    pageSize: size,
+    order: "oldest",
+    toRecord,
+  });
+  return { triggers: page.items, nextPageToken: page.nextPageToken };
 }
 
 /** Enabled file-change triggers: every replica watches them (see TriggerScheduler). */
