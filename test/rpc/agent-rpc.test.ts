@@ -341,11 +341,13 @@ describe("unary calls", () => {
     const listed = await ag.agents.listAgents({ labels: { suite: "rpc-unary" } });
     expect(listed.agents.map((a) => a.id)).toEqual([id]);
 
+    const watch = new Frames(ag.agents.watchLogs({ agentId: id, start: { case: "offset", value: 0n } }));
+    // The trap is set before "ready": a resize earlier than that would go unnoticed.
+    await watch.untilText("ready");
     const w = await ag.agents.sendInput({ agentId: id, data: Buffer.from("abc\r") });
     expect(w.writtenBytes).toBe(4n);
     const resized = await ag.agents.resizeAgent({ agentId: id, size: { cols: 132, rows: 43 } });
     expect(resized.size).toMatchObject({ cols: 132, rows: 43 });
-    const watch = new Frames(ag.agents.watchLogs({ agentId: id, start: { case: "offset", value: 0n } }));
     await watch.untilText("WINCH 43 132");
     await watch.untilText("in-abc");
 
