@@ -79,11 +79,14 @@ export class PtyProcess {
   private cols: number;
   private rows: number;
   private readonly sandboxed: boolean;
+  /** The child's start time (clock ticks after boot), to recognise its pid later. */
+  private readonly startTime: number | undefined;
 
   private constructor(term: pty.IPty, cols: number, rows: number, sandboxed: boolean) {
     this.term = term;
     this.sandboxed = sandboxed;
     this.pid = term.pid;
+    this.startTime = procStat(term.pid)?.startTime;
     this.cols = cols;
     this.rows = rows;
     this.installDrain();
@@ -158,9 +161,19 @@ export class PtyProcess {
     this.term.resume();
   }
 
+  /**
+   * Whether the pid is still our child. node-pty reaps the child at once but reports the exit only
+   * after the terminal's socket closed, and on a host with pid_max 32768 the number can belong to a
+   * new process (a new session, even) in between: the start time tells them apart.
+   */
+  private stillOurs(): boolean {
+    const s = procStat(this.pid);
+    return s !== undefined && (this.startTime === undefined || s.startTime === this.startTime);
+  }
+
   /** Sends a signal; returns the number of processes or groups it was delivered to. */
   signal(signal: NodeJS.Signals, target: SignalTarget): number {
-    if (this.exitInfo) return 0;
+    if (this.exitInfo || (os.platform() === "linux" && !this.stillOurs())) return 0;
     let delivered = 0;
     const send = (id: number) => {
       try {
@@ -239,6 +252,7 @@ interface ProcStat {
   pgrp: number;
   session: number;
   tpgid: number;
+  startTime: number;
 }
 
 /** Fields of /proc/<pid>/stat; the command name may hold spaces and parentheses, so parse after the last ')'. */
@@ -250,8 +264,15 @@ export function procStat(pid: number): ProcStat | undefined {
     return undefined;
   }
   const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  // f[0] state, f[1] ppid, f[2] pgrp, f[3] session, f[4] tty_nr, f[5] tpgid
-  return { pid, ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]), tpgid: Number(f[5]) };
+  // f[0] state, f[1] ppid, f[2] pgrp, f[3] session, f[4] tty_nr, f[5] tpgid, f[19] starttime
+  return {
+    pid,
+    ppid: Number(f[1]),
+    pgrp: Number(f[2]),
+    session: Number(f[3]),
+    tpgid: Number(f[5]),
+    startTime: Number(f[19]),
+  };
 }
 
 function allProcesses(): ProcStat[] {
