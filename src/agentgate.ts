@@ -28,6 +28,8 @@ import { Metrics } from "./observability/metrics.js";
 import { registerAgentRoutes } from "./rest/agents/routes.js";
 import { registerCodexProxyRoutes } from "./rest/jobs/codex-proxy-routes.js";
 import { registerGatewayRoutes } from "./rest/jobs/gateway-routes.js";
+import { registerGatewaySessionRoutes } from "./rest/jobs/gateway-session-routes.js";
+import { registerGatewayTriggerRoutes } from "./rest/jobs/gateway-trigger-routes.js";
 import { registerOllamaRoutes } from "./rest/ollama/routes.js";
 import { registerOpenAIRoutes } from "./rest/openai/routes.js";
 import { registerResponsesRoutes } from "./rest/responses/routes.js";
@@ -159,6 +161,8 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       await registerAgentRoutes(app, { supervisor: agents, metrics, shutdown: shutdown.signal });
       await registerCodexProxyRoutes(app, { jobs });
       await registerGatewayRoutes(app, { jobs });
+      await registerGatewaySessionRoutes(app, { jobs, sessions });
+      await registerGatewayTriggerRoutes(app, { jobs, triggers });
     },
     rpc: (r) => {
       r.service(CompletionService, completionService(gateway, metrics));

@@ -10,6 +10,7 @@ export type ErrorKind =
   | "unauthenticated"
   | "permission_denied"
   | "not_found"
+  | "already_exists"
   | "resource_exhausted"
   | "failed_precondition"
   | "unavailable"
@@ -30,6 +31,7 @@ const KINDS: Record<ErrorKind, KindInfo> = {
   unauthenticated: { status: 401, openaiType: "authentication_error", code: Code.Unauthenticated },
   permission_denied: { status: 403, openaiType: "permission_error", code: Code.PermissionDenied },
   not_found: { status: 404, openaiType: "invalid_request_error", code: Code.NotFound },
+  already_exists: { status: 409, openaiType: "invalid_request_error", code: Code.AlreadyExists },
   resource_exhausted: { status: 429, openaiType: "rate_limit_error", code: Code.ResourceExhausted },
   failed_precondition: { status: 400, openaiType: "invalid_request_error", code: Code.FailedPrecondition },
   unavailable: { status: 503, openaiType: "api_error", code: Code.Unavailable },
@@ -118,6 +120,7 @@ const CONNECT_TO_KIND: Partial<Record<Code, ErrorKind>> = {
   [Code.Unauthenticated]: "unauthenticated",
   [Code.PermissionDenied]: "permission_denied",
   [Code.NotFound]: "not_found",
+  [Code.AlreadyExists]: "already_exists",
   [Code.ResourceExhausted]: "resource_exhausted",
   [Code.FailedPrecondition]: "failed_precondition",
   [Code.Unavailable]: "unavailable",

@@ -54,6 +54,7 @@ export async function openJobs(
     db: deps.db,
     allowedRoots: config.searchRoots,
     logger: deps.logger,
+    validateJobTemplate: (template) => jobs.validateSpec(template),
     submit: async (t) => {
       const job = await jobs.submit(t.spec.jobTemplate, { triggerId: t.id });
       return { jobId: job.id, status: job.status };

@@ -18,7 +18,7 @@ import type {
   CodexSessionSummary,
 } from "./codex-sessions.js";
 import type { JobManager } from "./job-manager.js";
-import type { JobRecord, JobUsage } from "./types.js";
+import type { JobRecord, JobStatus, JobUsage } from "./types.js";
 
 export type SessionSource = "codex_session_file" | "agentgate_job";
 
@@ -55,6 +55,8 @@ export interface SessionSummary {
   usage?: JobUsage;
   /** User and assistant messages. */
   messageCount: number;
+  /** The status of the thread's latest agentgate job; undefined when agentgate ran none. */
+  lastJobStatus?: JobStatus;
 }
 
 export interface SessionDetail extends SessionSummary {
@@ -161,8 +163,12 @@ export class SessionCatalog {
     };
   }
 
-  /** Submits a job that continues the thread (`codex exec resume <thread> <prompt>`). */
-  async resume(id: string, o: ResumeSessionOptions = {}): Promise<JobRecord> {
+  /**
+   * The thread a resume of `id` continues, in the spelling Codex knows it by, and the model the
+   * thread last used ("" when none is recorded). not_found when neither a rollout file nor a job
+   * knows the thread.
+   */
+  async resumeTarget(id: string): Promise<{ threadId: string; model: string }> {
     if (!id) throw invalidArgument("session_id is required", "session_id");
     const jobs = await this.threadJobs(id);
     let model = "";
@@ -177,6 +183,12 @@ export class SessionCatalog {
       model ||= file.model;
     }
     if (!file && jobs.length === 0) throw notFound(id);
+    return { threadId, model };
+  }
+
+  /** Submits a job that continues the thread (`codex exec resume <thread> <prompt>`). */
+  async resume(id: string, o: ResumeSessionOptions = {}): Promise<JobRecord> {
+    const { threadId, model } = await this.resumeTarget(id);
     return this.jobs.submit(
       {
         prompt: o.prompt?.trim() ? o.prompt : DEFAULT_NUDGE_PROMPT,
@@ -234,6 +246,7 @@ export class SessionCatalog {
       lastAgentMessage: f.lastAgentMessage,
       ...(f.usage ? { usage: f.usage } : {}),
       messageCount: f.messageCount,
+      ...(jobs.length ? { lastJobStatus: jobs.at(-1)!.status } : {}),
     };
   }
 
@@ -272,6 +285,7 @@ function fromJobs(id: string, jobs: JobRecord[]): SessionSummary {
     lastAgentMessage: [...jobs].reverse().find((j) => j.finalMessage)?.finalMessage ?? "",
     ...(usage ? { usage } : {}),
     messageCount: jobMessages(jobs).length,
+    lastJobStatus: jobs.at(-1)!.status,
   };
 }
 

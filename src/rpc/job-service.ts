@@ -63,15 +63,9 @@ export function jobService(
     if (!id) throw invalidArgument("trigger_id is required", "trigger_id");
     return id;
   };
-  /** The trigger's own checks, then its job template as SubmitJob would check it. */
-  const triggerInput = (spec: PbTriggerSpec | undefined) => {
-    const input = toTriggerSpecInput(spec);
-    if (input.jobTemplate) jobs.validateSpec(input.jobTemplate);
-    return input;
-  };
   return {
     async createTrigger(request) {
-      const t = await triggers.create(triggerInput(request.spec));
+      const t = await triggers.create(toTriggerSpecInput(request.spec));
       return create(CreateTriggerResponseSchema, { trigger: pbTrigger(t) });
     },
     async getTrigger(request) {
@@ -92,7 +86,7 @@ export function jobService(
     async updateTrigger(request) {
       const t = await triggers.update(
         requireTriggerId(request.triggerId),
-        triggerInput(request.spec),
+        toTriggerSpecInput(request.spec),
         request.updateMask?.paths ?? [],
       );
       return create(UpdateTriggerResponseSchema, { trigger: pbTrigger(t) });

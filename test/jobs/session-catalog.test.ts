@@ -90,6 +90,7 @@ describe("SessionCatalog.list", () => {
         reasoningOutputTokens: 0,
       },
       messageCount: 2,
+      lastJobStatus: "succeeded",
     });
     // A: the file's data wins, the resuming job is added; it was started outside agentgate.
     expect(sessions[1]).toMatchObject({

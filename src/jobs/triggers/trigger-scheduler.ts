@@ -61,6 +61,11 @@ export interface TriggerSchedulerOptions {
   isJobActive?: (jobId: string) => Promise<boolean>;
   logger?: Logger;
   now?: () => Date;
+  /**
+   * Checks a job template as submitting it would (JobManager.validateSpec), after an update mask
+   * applied, so that a trigger never holds a job it could not submit. Throws a GatewayError.
+   */
+  validateJobTemplate?: (template: JobSpec) => void;
   /** Shortest interval accepted (default 1 s; tests lower it). */
   minIntervalMs?: number;
   /** Longest sleep between looks at the table (default 1000 ms). */
@@ -68,6 +73,8 @@ export interface TriggerSchedulerOptions {
   /** Occurrences claimed per look (default 50). */
   claimBatch?: number;
 }
+
+const CLIENT_TRIGGER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const SKIPPED_OVERLAP = "skipped: previous job still running";
 /** The context file a file-change firing adds to the job. */
@@ -96,6 +103,7 @@ export class TriggerScheduler {
   private readonly minIntervalMs?: number;
   private readonly pollMs: number;
   private readonly claimBatch: number;
+  private readonly validateJobTemplate?: (template: JobSpec) => void;
 
   private started = false;
   private closed = false;
@@ -113,6 +121,7 @@ export class TriggerScheduler {
     this.db = o.db;
     this.submitJob = o.submit;
     this.isJobActive = o.isJobActive;
+    this.validateJobTemplate = o.validateJobTemplate;
     this.roots = resolveAllowedRoots(o.allowedRoots);
     this.log = o.logger?.child({ component: "triggers" });
     this.now = o.now ?? (() => new Date());
@@ -140,11 +149,17 @@ export class TriggerScheduler {
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
   }
 
-  async create(input: TriggerSpecInput): Promise<TriggerRecord> {
+  /**
+   * `id`: a caller's own id (the codex gateway let clients name their triggers); already_exists
+   * when taken. Default: a fresh "trg_..." id.
+   */
+  async create(input: TriggerSpecInput, o: { id?: string } = {}): Promise<TriggerRecord> {
+    if (o.id !== undefined && !CLIENT_TRIGGER_ID.test(o.id))
+      throw invalidArgument("a trigger id is 1 to 64 of [A-Za-z0-9._-], starting with a letter or digit", "id");
     const now = this.now();
     const spec = await this.validate(input, now);
     const t: TriggerRecord = {
-      id: newId("trg_"),
+      id: o.id ?? newId("trg_"),
       spec,
       createdAt: now,
       updatedAt: now,
@@ -153,7 +168,8 @@ export class TriggerScheduler {
       fireCount: 0,
       nextFireAt: spec.disabled ? undefined : initialNextFire(spec.schedule, now, now),
     };
-    await insertTrigger(this.db, t);
+    if (!(await insertTrigger(this.db, t)))
+      throw new GatewayError("already_exists", `trigger ${t.id} already exists`, { param: "id" });
     await this.changed(t);
     return t;
   }
@@ -203,8 +219,10 @@ export class TriggerScheduler {
 
   // ---- timed schedules ----
 
-  private validate(input: TriggerSpecInput, now: Date): Promise<TriggerSpec> {
-    return validateTriggerSpec(input, { allowedRoots: this.roots, minIntervalMs: this.minIntervalMs, now });
+  private async validate(input: TriggerSpecInput, now: Date): Promise<TriggerSpec> {
+    const spec = await validateTriggerSpec(input, { allowedRoots: this.roots, minIntervalMs: this.minIntervalMs, now });
+    this.validateJobTemplate?.(spec.jobTemplate);
+    return spec;
   }
 
   /** After a local create/update/delete: look at the table now and bring this replica's watcher in line. */

@@ -74,10 +74,11 @@ function toRecord(r: Row): TriggerRecord {
   };
 }
 
-export async function insertTrigger(db: Queryable, t: TriggerRecord): Promise<void> {
-  await db.query(
+/** false when a trigger with that id exists. */
+export async function insertTrigger(db: Queryable, t: TriggerRecord): Promise<boolean> {
+  const r = await db.query(
     `INSERT INTO job_triggers (id, name, description, spec, disabled, created_at, updated_at, next_fire_at)
-     VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)`,
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
     [
       t.id,
       t.spec.name,
@@ -89,6 +90,7 @@ export async function insertTrigger(db: Queryable, t: TriggerRecord): Promise<vo
       t.nextFireAt ?? null,
     ],
   );
+  return r.rowCount > 0;
 }
 
 export async function getTrigger(db: Queryable, id: string): Promise<TriggerRecord | undefined> {
