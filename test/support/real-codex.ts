@@ -41,6 +41,43 @@ export function codexCliAvailable(): boolean {
   return available;
 }
 
+/** The variable the config.toml written here names as the provider's `env_key` (sent as the Bearer key). */
+export const CODEX_API_KEY_ENV = ENV_KEY;
+
+export interface CodexRunDirs {
+  /** Remove this when done: it holds both of the others. */
+  runDir: string;
+  /** An empty CODEX_HOME (write config.toml into it). */
+  codexHome: string;
+  /** The TMPDIR to give Codex: a sibling of the home, never containing it. */
+  tmpDir: string;
+}
+
+/**
+ * A fresh run directory laid out as runCodexExec uses it (see the top of this file for why the home
+ * is not under the temp dir), for callers that start Codex themselves, e.g. through agentgate's jobs.
+ */
+export function createCodexRunDirs(): CodexRunDirs {
+  const runDir = path.join(RUNS_DIR, randomBytes(6).toString("hex"));
+  const codexHome = path.join(runDir, "home");
+  const tmpDir = path.join(runDir, "tmp");
+  mkdirSync(codexHome, { recursive: true });
+  mkdirSync(tmpDir, { recursive: true });
+  return { runDir, codexHome, tmpDir };
+}
+
+/**
+ * Writes `<dir>/codex`, an executable launcher that runs the bundled CLI with this Node, for a
+ * CODEX_BIN (which takes one executable, no arguments). Returns its path.
+ */
+export function writeCodexLauncher(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "codex");
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  writeFileSync(file, `#!/bin/sh\nexec ${q(process.execPath)} ${q(CODEX_JS)} "$@"\n`, { mode: 0o755 });
+  return file;
+}
+
 /** One line of `codex exec --json`: thread.started, turn.*, item.*, error. */
 export interface CodexEvent {
   type: string;
