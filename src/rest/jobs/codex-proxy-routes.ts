@@ -17,7 +17,7 @@
 import type { FastifyInstance } from "fastify";
 import type { JobManager } from "../../jobs/job-manager.js";
 import type { CodexSandboxPolicy, ContextFile, JobMode, JobRecord, JobSpec } from "../../jobs/types.js";
-import { disconnectSignal, HIDE_FROM_OPENAPI, isoOrNull, textOrNull } from "./job-rest-helpers.js";
+import { disconnectSignal, isoOrNull, textOrNull } from "./job-rest-helpers.js";
 
 export interface CodexProxyRoutesDeps {
   jobs: JobManager;
@@ -153,7 +153,6 @@ export async function registerCodexProxyRoutes(app: FastifyInstance, deps: Codex
     "/v1/codex/jobs",
     {
       schema: {
-        hide: HIDE_FROM_OPENAPI,
         tags: TAGS,
         summary: "Queue a Codex job (seed apphub codex-proxy); poll GET /v1/codex/jobs/{jobId}",
         body: JobRequestSchema,
@@ -174,7 +173,7 @@ export async function registerCodexProxyRoutes(app: FastifyInstance, deps: Codex
   app.get<{ Params: { jobId: string } }>(
     "/v1/codex/jobs/:jobId",
     {
-      schema: { hide: HIDE_FROM_OPENAPI, tags: TAGS, summary: "A Codex job in the seed's shape", params: JobIdParams },
+      schema: { tags: TAGS, summary: "A Codex job in the seed's shape", params: JobIdParams },
     },
     async (request) => seedJobView(await jobs.get(request.params.jobId)),
   );
@@ -183,7 +182,6 @@ export async function registerCodexProxyRoutes(app: FastifyInstance, deps: Codex
     "/v1/codex/jobs/:jobId",
     {
       schema: {
-        hide: HIDE_FROM_OPENAPI,
         tags: TAGS,
         summary: "Cancel a Codex job (agentgate extension); answers the job as GET does",
         params: JobIdParams,
@@ -196,7 +194,6 @@ export async function registerCodexProxyRoutes(app: FastifyInstance, deps: Codex
     "/v1/codex/generate",
     {
       schema: {
-        hide: HIDE_FROM_OPENAPI,
         tags: TAGS,
         summary: "Run a Codex job and wait for it (seed apphub codex-proxy); 502 {message, exitCode, stdout, stderr}",
         body: JobRequestSchema,

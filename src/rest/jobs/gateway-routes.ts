@@ -23,7 +23,7 @@ import {
   type ChatMessage,
   type RunFields,
 } from "./gateway-common.js";
-import { disconnectSignal, HIDE_FROM_OPENAPI, runCollecting } from "./job-rest-helpers.js";
+import { disconnectSignal, runCollecting } from "./job-rest-helpers.js";
 
 export interface GatewayRoutesDeps {
   jobs: JobManager;
@@ -53,7 +53,6 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: GatewayR
     "/completion",
     {
       schema: {
-        hide: HIDE_FROM_OPENAPI,
         tags: GATEWAY_TAGS,
         summary: "Run Codex on a conversation and wait for the answer (seed codex gateway)",
         body: CompletionRequestSchema,

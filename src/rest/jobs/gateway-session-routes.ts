@@ -38,7 +38,7 @@ import {
   type ChatMessage,
   type RunFields,
 } from "./gateway-common.js";
-import { disconnectSignal, HIDE_FROM_OPENAPI, isoOrNull, runCollecting, textOrNull } from "./job-rest-helpers.js";
+import { disconnectSignal, isoOrNull, runCollecting, textOrNull } from "./job-rest-helpers.js";
 
 export interface GatewaySessionRoutesDeps {
   jobs: JobManager;
@@ -201,7 +201,7 @@ export async function registerGatewaySessionRoutes(
 
   app.get<{ Querystring: SessionQuery }>(
     "/sessions",
-    { schema: { hide: HIDE_FROM_OPENAPI, tags: GATEWAY_TAGS, summary: "List Codex sessions (seed codex gateway)" } },
+    { schema: { tags: GATEWAY_TAGS, summary: "List Codex sessions (seed codex gateway)" } },
     async (request) => {
       const q = request.query;
       const limit = intQuery(q.limit, "limit", { def: DEFAULT_LIMIT, min: 1, max: MAX_LIMIT });
@@ -220,7 +220,7 @@ export async function registerGatewaySessionRoutes(
 
   app.get<{ Params: { id: string }; Querystring: DetailQuery }>(
     "/sessions/:id",
-    { schema: { hide: HIDE_FROM_OPENAPI, tags: GATEWAY_TAGS, summary: "One Codex session with its runs" } },
+    { schema: { tags: GATEWAY_TAGS, summary: "One Codex session with its runs" } },
     async (request) => {
       const q = request.query;
       const o = {
@@ -243,7 +243,6 @@ export async function registerGatewaySessionRoutes(
       `/sessions/:id/${route}`,
       {
         schema: {
-          hide: HIDE_FROM_OPENAPI,
           tags: GATEWAY_TAGS,
           summary:
             route === "prompt"

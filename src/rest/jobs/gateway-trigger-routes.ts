@@ -16,7 +16,6 @@ import type { JobManager } from "../../jobs/job-manager.js";
 import type { TriggerScheduler } from "../../jobs/triggers/trigger-scheduler.js";
 import { checkSeedFields, GATEWAY_TAGS, threadOfReference } from "./gateway-common.js";
 import { triggerFromGateway, triggerToGateway } from "./gateway-trigger-convert.js";
-import { HIDE_FROM_OPENAPI } from "./job-rest-helpers.js";
 
 export interface GatewayTriggerRoutesDeps {
   jobs: JobManager;
@@ -46,7 +45,7 @@ export async function registerGatewayTriggerRoutes(
 ): Promise<void> {
   const { jobs, triggers } = deps;
   const now = deps.now ?? (() => new Date());
-  const common = { hide: HIDE_FROM_OPENAPI, tags: GATEWAY_TAGS };
+  const common = { tags: GATEWAY_TAGS };
 
   /** gateway_session_id when the body has the field: "" clears it, else the thread it names. */
   const resumeThread = async (b: Body): Promise<string | undefined> => {

@@ -8,13 +8,6 @@ import type { JobManager } from "../../jobs/job-manager.js";
 import type { JobRecord, JobSpec } from "../../jobs/types.js";
 
 /**
- * Left out of /openapi.json for now: test/server/auth.test.ts calls every documented route with the
- * token and expects 200 with no body, which these routes (required bodies, 202, a job id in the
- * path) cannot give. Un-hide once that test supplies bodies and ids for them.
- */
-export const HIDE_FROM_OPENAPI = true;
-
-/**
  * An AbortSignal that aborts when the client goes away before the reply was sent. A real
  * AbortSignal (not util/cancel-signal's Cancellation): JobManager combines it with AbortSignal.any.
  */
