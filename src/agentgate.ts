@@ -15,6 +15,7 @@ import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
 import { AgentSupervisor } from "./agents/agent-supervisor.js";
 import type { JobManager } from "./jobs/job-manager.js";
 import { openJobs } from "./jobs/jobs-module.js";
+import { UidPool } from "./sandbox/uid-pool.js";
 import { OllamaBackend } from "./backends/ollama-backend.js";
 import { OpenAIBackend } from "./backends/openai-backend.js";
 import { CodexBackend } from "./backends/codex/codex-backend.js";
@@ -121,6 +122,8 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
   const shutdown = new AbortController();
   const instanceId = randomUUID();
   const started = Date.now();
+  // One pool for agents and jobs: no two live sandboxes ever share a uid.
+  const uidPool = new UidPool();
   const agents = await AgentSupervisor.open({
     db,
     dataDir: config.dataDir,
@@ -133,9 +136,10 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     // A Codex agent in the sandbox calls this agentgate back with them.
     authToken: config.authToken,
     defaultModel: config.model,
+    uidPool,
     logger,
   });
-  const { jobs, callbacks, sessions, triggers } = await openJobs(config, { db, instanceId, logger });
+  const { jobs, callbacks, sessions, triggers } = await openJobs(config, { db, instanceId, logger, uidPool, tools });
 
   const completionModule: RouteModule = {
     services: [

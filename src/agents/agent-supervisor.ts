@@ -17,8 +17,8 @@ import os from "node:os";
 import path from "node:path";
 import type { Logger } from "pino";
 import { locateCodex } from "../backends/codex/locate-codex.js";
-import { DEFAULT_ENV_KEY, renderCodexConfig } from "../codex/codex-config.js";
 import { GatewayError, invalidArgument } from "../errors/gateway-error.js";
+import { codexReadOnlyPaths, provisionCodexHome, SANDBOX_CODEX_HOME } from "../sandbox/codex-home-provision.js";
 import { sandboxDriver } from "../sandbox/drivers.js";
 import type { SandboxDriverName, SandboxLaunch } from "../sandbox/types.js";
 import { UidPool } from "../sandbox/uid-pool.js";
@@ -199,7 +199,16 @@ export class AgentSupervisor {
     let log: OutputLog | undefined;
     try {
       // Before prepare(): bwrap's prepare chowns the workspace tree, .codex included, to the agent's uid.
-      if (codexEnv.CODEX_HOME === SANDBOX_CODEX_HOME) Object.assign(codexEnv, this.provisionCodexHome(spec, workspace));
+      if (codexEnv.CODEX_HOME === SANDBOX_CODEX_HOME)
+        Object.assign(
+          codexEnv,
+          provisionCodexHome({
+            workspace,
+            replicaAddress: this.replicaAddress,
+            model: spec.model || this.o.defaultModel || "qwen3:8b",
+            authToken: this.o.authToken,
+          }),
+        );
       launch = driver.prepare({
         driver: driverName,
         argv,
@@ -477,10 +486,7 @@ export class AgentSupervisor {
       spec.prompt!,
     ];
     // The bundled CLI is a Node script plus a platform package beside it (node_modules/@openai/*).
-    const readOnlyPaths = [
-      path.dirname(codex.command),
-      ...codex.prefix.map((script) => path.dirname(path.dirname(path.dirname(script)))),
-    ].filter((p) => !p.startsWith("/usr/"));
+    const readOnlyPaths = codexReadOnlyPaths(codex);
     // The host's CODEX_HOME does not exist inside bwrap: the agent gets its own (provisionCodexHome).
     const env: Record<string, string> =
       driverName === "bwrap"
@@ -489,52 +495,6 @@ export class AgentSupervisor {
           ? { CODEX_HOME: process.env.CODEX_HOME }
           : {};
     return { argv, readOnlyPaths, env };
-  }
-
-  /**
-   * `<workspace>/.codex` (0700) with a config.toml whose provider is this agentgate, for the Codex
-   * CLI inside bwrap, and the program's env for it. The operator's ~/.codex (auth.json, their
-   * config) is deliberately not copied: the sandbox is for untrusted work, and anything in
-   * CODEX_HOME is readable by the program. The agent gets only agentgate's own token, which lets it
-   * do what it could do anyway through the network it needs: call this agentgate.
-   */
-  private provisionCodexHome(spec: StartAgentSpec, workspace: string): Record<string, string> {
-    if (!this.replicaAddress)
-      throw new GatewayError(
-        "failed_precondition",
-        "a Codex agent in the sandbox calls agentgate back, but agentgate's address is not known yet (it is not listening)",
-        { code: "replica_address_unknown" },
-      );
-    const model = spec.model || this.o.defaultModel || "qwen3:8b";
-    const config = renderCodexConfig({ baseUrl: `http://${dialable(this.replicaAddress)}/v1`, model });
-    const home = path.join(workspace, ".codex");
-    try {
-      fs.mkdirSync(home, { mode: 0o700 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-    // A workspace that is not fresh may hold anything an earlier agent left: never follow a symlink.
-    const st = fs.lstatSync(home);
-    if (!st.isDirectory() || st.isSymbolicLink())
-      throw new GatewayError("failed_precondition", `${home} exists and is not a directory`, {
-        code: "codex_home_invalid",
-      });
-    fs.chmodSync(home, 0o700);
-    // A new file renamed over config.toml replaces a symlink there instead of writing through it.
-    const tmp = path.join(home, `.config.toml.${process.pid}.${Date.now()}`);
-    const fd = fs.openSync(
-      tmp,
-      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-      0o600,
-    );
-    try {
-      fs.writeSync(fd, config);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, path.join(home, "config.toml"));
-    const token = this.o.authToken;
-    return { [DEFAULT_ENV_KEY]: token || "agentgate-without-auth-token" };
   }
 
   private freshWorkspace(id: string): string {
@@ -568,19 +528,8 @@ export class AgentSupervisor {
   }
 }
 
-/** CODEX_HOME of a Codex agent inside bwrap (the workspace is mounted at /workspace). */
-export const SANDBOX_CODEX_HOME = "/workspace/.codex";
-
-/** "host:port" a process on this host can dial: a wildcard bind is recorded under the host name. */
-function dialable(address: string): string {
-  const i = address.lastIndexOf(":");
-  const host = address.slice(0, i);
-  return host === os.hostname() || host === "0.0.0.0"
-    ? `127.0.0.1${address.slice(i)}`
-    : host === "[::]"
-      ? `[::1]${address.slice(i)}`
-      : address;
-}
+/** CODEX_HOME of a Codex agent inside bwrap (shared with jobs: src/sandbox/codex-home-provision.ts). */
+export { SANDBOX_CODEX_HOME };
 
 function within(child: string, parent: string): boolean {
   const rel = path.relative(parent, child);

@@ -94,3 +94,23 @@ export function codexArgs(i: CodexArgsInput): string[] {
   args.push("-");
   return args;
 }
+
+/**
+ * Options without any `-s X` / `--sandbox X` / `--sandbox=X`: inside agentgate's sandbox Codex's own
+ * sandbox cannot work (it cannot nest), so the runner names `danger-full-access` itself.
+ */
+export function withoutSandboxOptions(options: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < options.length; i++) {
+    const o = options[i]!;
+    if (o === "-s" || o === "--sandbox") {
+      i++; // and its value
+      continue;
+    }
+    if (o.startsWith("--sandbox=")) continue;
+    out.push(o);
+    // Another option's value is never mistaken for an option (`-m -s` names a model "-s").
+    if ((WITH_VALUE.has(o) || o === "-c" || o === "--config") && i + 1 < options.length) out.push(options[++i]!);
+  }
+  return out;
+}

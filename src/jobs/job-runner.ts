@@ -3,9 +3,20 @@
  * rendered instructions on stdin (stdin then closed), the event stream parsed as it comes, output
  * captured with caps, then the results read back from `output/`. Timeouts, idle timeouts and
  * cancellation stop Codex's whole process group (CodexProcess), grandchildren included.
+ *
+ * With `spec.sandbox === "bwrap"` Codex runs inside agentgate's own sandbox (docs/sandbox.md), on
+ * pipes (the driver's `terminal: false` launch): the workspace is /workspace, Codex gets its own
+ * CODEX_HOME there whose provider is this agentgate, its own sandbox is replaced by
+ * `danger-full-access` (it cannot nest), and it runs under a uid from the uid pool. The launch
+ * shell execs into setpriv, prlimit and bwrap, so the process group CodexProcess signals is
+ * bwrap's; --die-with-parent takes the sandbox's pid namespace with it, and at the end every
+ * process left under the job's uid is killed before the uid goes back to the pool.
  */
+import { chmodSync, statSync } from "node:fs";
 import fs from "node:fs/promises";
+import { constants as osConstants } from "node:os";
 import path from "node:path";
+import { GatewayError } from "../errors/gateway-error.js";
 import type { CodexProcess as CodexProcessType, CodexProcessOptions } from "../backends/codex/codex-process.js";
 import { CodexProcess } from "../backends/codex/codex-process.js";
 import type { ExecUsage } from "../backends/codex/exec-events.js";
@@ -20,8 +31,42 @@ import {
   type WorkspaceLimits,
 } from "./job-workspace.js";
 import type { JobOutcome, JobProgress } from "./job-store.js";
-import { codexArgs } from "./exec-options.js";
-import type { CodexSandboxPolicy, JobRecord, JobUsage } from "./types.js";
+import { codexArgs, withoutSandboxOptions } from "./exec-options.js";
+import type { CodexSandboxPolicy, JobRecord, JobSpec, JobUsage } from "./types.js";
+import { SANDBOX_WORKSPACE } from "../sandbox/bwrap-args.js";
+import { BwrapDriver, type BwrapDriverOptions } from "../sandbox/bwrap-driver.js";
+import { codexReadOnlyPaths, provisionCodexHome } from "../sandbox/codex-home-provision.js";
+import type { SandboxLaunch } from "../sandbox/types.js";
+import { killUidProcesses, type UidPool } from "../sandbox/uid-pool.js";
+import type { SystemTools } from "../system/system-tools.js";
+import { OUTPUT_DIR_ENV } from "./job-workspace.js";
+
+/** What jobs with `sandbox: "bwrap"` need (jobs-module.ts builds it from the configuration). */
+export interface JobSandboxConfig {
+  tools: SystemTools;
+  /** Sandbox uids; shared with the agent supervisor, so no two live sandboxes ever share one. */
+  uidPool: UidPool;
+  /** Host paths that must not be visible inside (DATA_DIR at least). */
+  hiddenPaths: string[];
+  /** This agentgate's "host:port" (empty until it listens): Codex's provider inside the sandbox. */
+  replicaAddress(): string;
+  /** AUTH_TOKEN, handed to Codex inside so it can call agentgate. */
+  authToken?: string;
+  /** The model the sandbox's config.toml names when neither the job nor defaultModel does (MODEL). */
+  providerModel?: string;
+  /** More host paths shown read-only at the same place (the Codex CLI's own are added). */
+  readOnlyPaths?: string[];
+  /** More environment for Codex inside; agentgate's own environment is never passed in. Trusted. */
+  env?: Record<string, string>;
+  driverOptions?: BwrapDriverOptions;
+}
+
+/** One sandboxed run's resources, released once (endSandbox()). */
+interface SandboxRun {
+  launch?: SandboxLaunch;
+  uid?: number;
+  ended?: Promise<void>;
+}
 
 export interface JobRunnerConfig {
   /** Where the Codex CLI is (resolved lazily: a missing CLI fails the job, not the server). */
@@ -39,6 +84,8 @@ export interface JobRunnerConfig {
   workspaceLimits: WorkspaceLimits;
   env: NodeJS.ProcessEnv;
   killGraceMs: number;
+  /** Needed for jobs with `sandbox: "bwrap"` (they fail with spawn_failed without it). */
+  sandbox?: JobSandboxConfig;
 }
 
 export interface JobRunHooks {
@@ -99,6 +146,8 @@ function minus(a: JobUsage, b: JobUsage | undefined): JobUsage {
 }
 
 export class JobRunner {
+  private driver: BwrapDriver | undefined;
+
   constructor(private readonly c: JobRunnerConfig) {}
 
   async run({ job, previousUsage, cancel }: JobRunInput, hooks: JobRunHooks): Promise<JobOutcome> {
@@ -110,6 +159,8 @@ export class JobRunner {
     let usage: JobUsage | undefined;
     let turnFailed: string | undefined;
     let ws: JobWorkspace | undefined;
+    const sandboxed = spec.sandbox === "bwrap";
+    const sb: SandboxRun = {};
     const base = (): Omit<JobOutcome, "status" | "error"> => ({
       stdout: stdout.text(),
       stderr: stderr.text(),
@@ -135,18 +186,21 @@ export class JobRunner {
         schemaFile = path.join(ws.dir, "output-schema.json");
         await fs.writeFile(schemaFile, JSON.stringify(spec.outputSchema), { mode: 0o600 });
       }
+      const codex = this.c.codex();
+      // Inside bwrap Codex's own sandbox cannot nest: it runs danger-full-access and the outer one enforces.
+      const args = codexArgs({
+        serverOptions: sandboxed ? withoutSandboxOptions(this.c.serverExecOptions) : this.c.serverExecOptions,
+        jobOptions: sandboxed ? withoutSandboxOptions(spec.execOptions ?? []) : (spec.execOptions ?? []),
+        sandbox: sandboxed ? "danger-full-access" : (spec.sandboxPolicy ?? this.c.defaultSandbox),
+        model: spec.model || this.c.defaultModel,
+        outputSchemaFile: schemaFile && sandboxed ? `${SANDBOX_WORKSPACE}/${path.basename(schemaFile)}` : schemaFile,
+        resumeThreadId: spec.resumeThreadId,
+      });
+      const where = sandboxed
+        ? this.prepareSandbox(sb, spec, ws, codex, args)
+        : { command: codex, args, cwd: ws.dir, env: { ...this.c.env, [OUTPUT_DIR_ENV]: ws.outputDir } };
       const opts: CodexProcessOptions = {
-        command: this.c.codex(),
-        args: codexArgs({
-          serverOptions: this.c.serverExecOptions,
-          jobOptions: spec.execOptions ?? [],
-          sandbox: spec.sandboxPolicy ?? this.c.defaultSandbox,
-          model: spec.model || this.c.defaultModel,
-          outputSchemaFile: schemaFile,
-          resumeThreadId: spec.resumeThreadId,
-        }),
-        cwd: ws.dir,
-        env: { ...this.c.env, APPHUB_CODEX_OUTPUT_DIR: ws.outputDir },
+        ...where,
         stdin: instructions,
         killGraceMs: this.c.killGraceMs,
         onStdout: (chunk) => {
@@ -166,6 +220,7 @@ export class JobRunner {
       };
       proc = new CodexProcess(opts);
     } catch (err) {
+      await this.endSandbox(sb);
       await this.cleanup(ws);
       return { ...base(), status: "failed", failureReason: "spawn_failed", error: describe(err) };
     }
@@ -211,6 +266,8 @@ export class JobRunner {
         else if (e.type === "turn.failed") turnFailed = e.error.message;
       }
       const exit = await proc.exited;
+      // Nothing of a sandboxed run may outlive it, nor change the workspace while it is read below.
+      await this.endSandbox(sb);
       if (exit.spawnError)
         return { ...base(), status: "failed", failureReason: "spawn_failed", error: describe(exit.spawnError) };
       const exitCode = exit.code ?? undefined;
@@ -222,17 +279,30 @@ export class JobRunner {
           failureReason: stoppedBy.reason,
           error: stoppedBy.error,
         };
+      // Codex's model endpoint is agentgate on the host: unreachable from a sandbox without network.
+      const hint =
+        sandboxed && !spec.networkAllowed
+          ? " (note: the job ran in agentgate's sandbox without network, where Codex cannot reach its model endpoint unless networkAllowed is set)"
+          : "";
       if (turnFailed !== undefined)
-        return { ...base(), exitCode, status: "failed", failureReason: "turn_failed", error: turnFailed };
+        return { ...base(), exitCode, status: "failed", failureReason: "turn_failed", error: turnFailed + hint };
       if (exit.code !== 0) {
-        const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+        // bwrap reports a program killed by signal N as exit code 128 + N.
+        const signal =
+          exit.signal ?? (sandboxed && exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined);
+        const how = exit.signal
+          ? `was killed by ${exit.signal}`
+          : signal
+            ? `was killed by ${signal} (exit code ${exit.code})`
+            : `exited with code ${exit.code}`;
         const tail = proc.stderrText.trim().split("\n").slice(-3).join(" | ");
+        const limit = signal === "SIGXCPU" || signal === "SIGXFSZ";
         return {
           ...base(),
           exitCode,
           status: "failed",
-          failureReason: exit.signal === "SIGXCPU" || exit.signal === "SIGXFSZ" ? "resource_limit" : "exit_code",
-          error: `codex ${how}${tail ? `: ${tail}` : ""}`,
+          failureReason: limit ? "resource_limit" : "exit_code",
+          error: `codex ${how}${tail ? `: ${tail}` : ""}${limit ? "" : hint}`,
         };
       }
       // Seed jobs promise output/suggestion.json; a free prompt may write it.
@@ -251,13 +321,93 @@ export class JobRunner {
       clearTimeout(timer);
       clearTimeout(idleTimer);
       cancel.removeEventListener("abort", onCancel);
+      await this.endSandbox(sb);
       await this.cleanup(ws);
     }
+  }
+
+  /**
+   * Provisions CODEX_HOME, takes a uid and prepares the bwrap launch of Codex with the job's
+   * workspace as /workspace; returns what CodexProcess then spawns. Everything taken is recorded in `sb`
+   * for endSandbox(), also when this throws.
+   */
+  private prepareSandbox(
+    sb: SandboxRun,
+    spec: JobSpec,
+    ws: JobWorkspace,
+    codex: CodexCommand,
+    args: string[],
+  ): Pick<CodexProcessOptions, "command" | "args" | "cwd" | "env"> {
+    const s = this.c.sandbox;
+    if (!s)
+      throw new GatewayError("failed_precondition", "this agentgate is not configured to run jobs in its sandbox", {
+        code: "sandbox_unavailable",
+      });
+    // The sandbox uid must be able to reach its workspace: the jobs directory needs o+x (not o+r).
+    const root = path.dirname(ws.dir);
+    const mode = statSync(root).mode & 0o7777;
+    if ((mode & 0o011) !== 0o011) chmodSync(root, mode | 0o011);
+    // Before prepare(): it chowns the workspace tree, .codex included, to the sandbox uid.
+    const codexEnv = provisionCodexHome({
+      workspace: ws.dir,
+      replicaAddress: s.replicaAddress(),
+      model: spec.model || this.c.defaultModel || s.providerModel || "qwen3:8b",
+      authToken: s.authToken,
+    });
+    // As root a uid from the pool is required; as another user the sandbox runs as that user.
+    if (process.getuid?.() === 0) sb.uid = s.uidPool.acquire();
+    this.driver ??= new BwrapDriver(s.tools, s.driverOptions);
+    sb.launch = this.driver.prepare({
+      driver: "bwrap",
+      argv: [codex.command, ...codex.prefix, ...args],
+      workspace: ws.dir,
+      env: {
+        LANG: process.env.LANG || "C.UTF-8",
+        ...s.env,
+        ...codexEnv,
+        [OUTPUT_DIR_ENV]: `${SANDBOX_WORKSPACE}/${path.basename(ws.outputDir)}`,
+      },
+      network: spec.networkAllowed ?? false,
+      limits: withoutClocks(spec.limits ?? {}),
+      hiddenPaths: s.hiddenPaths,
+      readOnlyPaths: [...codexReadOnlyPaths(codex), ...(s.readOnlyPaths ?? [])],
+      uid: sb.uid,
+      terminal: false,
+    });
+    return {
+      command: { command: sb.launch.file, prefix: sb.launch.args, source: "bwrap" },
+      args: [],
+      cwd: sb.launch.cwd,
+      env: sb.launch.env,
+    };
+  }
+
+  /** Kills whatever still runs under the job's uid, removes the launch's files, returns the uid. Idempotent. */
+  private endSandbox(sb: SandboxRun): Promise<void> {
+    sb.ended ??= (async () => {
+      try {
+        if (sb.uid !== undefined) await killUidProcesses(sb.uid);
+      } finally {
+        sb.launch?.cleanup();
+        // Safe even if something survived: the pool never hands out a uid that still owns processes.
+        if (sb.uid !== undefined) this.c.sandbox?.uidPool.release(sb.uid);
+      }
+    })();
+    return sb.ended;
   }
 
   private async cleanup(ws: JobWorkspace | undefined): Promise<void> {
     if (ws && !this.c.keepWorkspaces) await removeJobWorkspace(ws);
   }
+}
+
+function withoutClocks(l: NonNullable<JobSpec["limits"]>) {
+  const { wallTimeMs: _w, idleTimeMs: _i, ...rest } = l;
+  return rest;
+}
+
+function signalName(n: number): NodeJS.Signals | undefined {
+  return (Object.entries(osConstants.signals) as [NodeJS.Signals, number][]).find(([, v]) => v === n)?.[0];
 }
 
 function describe(err: unknown): string {

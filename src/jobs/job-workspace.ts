@@ -366,6 +366,12 @@ export async function readJobResults(
   const errors: string[] = [];
   let output: unknown;
 
+  // The results are read as agentgate's user, which may be more than the program's (a sandboxed
+  // job): `output/` swapped for a symlink would otherwise make agentgate read a host file for it.
+  const outDir = await lstatOrUndefined(ws.outputDir);
+  if (outDir && (outDir.isSymbolicLink() || !outDir.isDirectory()))
+    return { summary: "", error: "output/ is not a directory (it was replaced, e.g. by a symlink)" };
+
   const suggestion = await readCapped(ws.suggestionPath, SUGGESTION_FILE, MAX_SUGGESTION_BYTES);
   if (!suggestion.ok) {
     if (!suggestion.missing || opts.requireSuggestion) errors.push(suggestion.error);

@@ -6,7 +6,9 @@ import { locateCodex } from "../backends/codex/locate-codex.js";
 import { CallbackSender } from "../callbacks/callback-sender.js";
 import type { Config } from "../config/config.js";
 import type { Database } from "../storage/database.js";
+import { UidPool } from "../sandbox/uid-pool.js";
 import { installationSecret } from "../storage/installation-secret.js";
+import { SystemTools } from "../system/system-tools.js";
 import { CodexSessionReader } from "./codex-sessions.js";
 import { JobManager } from "./job-manager.js";
 import { TriggerScheduler } from "./triggers/trigger-scheduler.js";
@@ -20,12 +22,22 @@ const OUTPUT_CAP_BYTES = 1024 * 1024;
 
 export async function openJobs(
   config: Config,
-  deps: { db: Database; instanceId: string; logger?: Logger; env?: NodeJS.ProcessEnv },
+  deps: {
+    db: Database;
+    instanceId: string;
+    logger?: Logger;
+    env?: NodeJS.ProcessEnv;
+    /** Sandbox uids, shared with the agent supervisor (default: a pool of its own over the default range). */
+    uidPool?: UidPool;
+    tools?: SystemTools;
+  },
 ): Promise<{ jobs: JobManager; callbacks: CallbackSender; sessions: SessionCatalog; triggers: TriggerScheduler }> {
   const secret =
     config.codex.callbackSecret ?? config.authToken ?? (await installationSecret(deps.db, "callback_secret"));
   const callbacks = new CallbackSender({ secret, logger: deps.logger });
   const env = deps.env ?? process.env;
+  // setReplicaAddress() updates this object once agentgate listens; sandboxed Codex calls that address.
+  const owner = { instanceId: deps.instanceId, nodeKey: `${os.hostname()}:${config.dataDir}`, replicaAddress: "" };
   const runner = new JobRunner({
     codex: () => locateCodex(config.codex.bin, env),
     workspaceRoot: path.join(config.dataDir, "jobs"),
@@ -37,11 +49,20 @@ export async function openJobs(
     workspaceLimits: DEFAULT_WORKSPACE_LIMITS,
     env,
     killGraceMs: 2000,
+    // Jobs with sandbox "bwrap" (docs/jobs.md, "Jobs inside agentgate's sandbox").
+    sandbox: {
+      tools: deps.tools ?? new SystemTools(),
+      uidPool: deps.uidPool ?? new UidPool(),
+      hiddenPaths: [path.resolve(config.dataDir)],
+      replicaAddress: () => owner.replicaAddress,
+      authToken: config.authToken,
+      providerModel: config.model,
+    },
   });
   const jobs = await JobManager.open({
     db: deps.db,
     runner,
-    owner: { instanceId: deps.instanceId, nodeKey: `${os.hostname()}:${config.dataDir}`, replicaAddress: "" },
+    owner,
     concurrency: config.codex.jobConcurrency,
     workspaceLimits: DEFAULT_WORKSPACE_LIMITS,
     retentionSeconds: config.codex.jobRetentionSeconds,

@@ -3,7 +3,11 @@ import { validateCallbackUrl } from "../callbacks/callback-sender.js";
 import { GatewayError, invalidArgument } from "../errors/gateway-error.js";
 import { validateExecOptions } from "./exec-options.js";
 import { validateContextFiles, type WorkspaceLimits } from "./job-workspace.js";
+import { validateLimits } from "../agents/validate.js";
+import type { SandboxDriverName } from "../sandbox/types.js";
 import { JOB_MODES, type JobSpec } from "./types.js";
+
+const SANDBOXES: readonly SandboxDriverName[] = ["none", "bwrap", "nsjail"];
 
 const MAX_TEXT = 1024 * 1024;
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
@@ -62,6 +66,8 @@ export function validateJobSpec(spec: JobSpec, limits: WorkspaceLimits): void {
         "labels",
       );
 
+  if (spec.sandbox !== undefined && !SANDBOXES.includes(spec.sandbox))
+    throw invalidArgument(`sandbox must be one of ${SANDBOXES.join(", ")}`, "sandbox");
   const sandboxed = spec.sandbox !== undefined && spec.sandbox !== "none";
   if (spec.sandboxPolicy === "danger-full-access" && !sandboxed)
     throw new GatewayError(
@@ -69,10 +75,17 @@ export function validateJobSpec(spec: JobSpec, limits: WorkspaceLimits): void {
       "sandbox_policy danger-full-access runs Codex without its own sandbox: allowed only inside agentgate's sandbox",
       { param: "sandboxPolicy" },
     );
-  if (sandboxed)
+  if (spec.sandbox === "nsjail")
+    throw new GatewayError("failed_precondition", "the nsjail sandbox is not supported for jobs; use bwrap", {
+      param: "sandbox",
+      code: "sandbox_unsupported",
+    });
+  // Limits apply only inside the sandbox (prlimit); a job's clocks are timeoutMs and idleTimeoutMs, not wall/idle limits.
+  if (spec.sandbox === "bwrap" && spec.limits) validateLimits(spec.limits);
+  if (spec.sandbox === "bwrap" && spec.resumeThreadId)
     throw new GatewayError(
       "failed_precondition",
-      "running a job inside agentgate's own sandbox is not supported yet: use an agent (AgentService) for that, or sandbox NONE",
-      { param: "sandbox", code: "sandbox_unsupported" },
+      "a job in agentgate's sandbox cannot resume a thread: its Codex has a CODEX_HOME of its own, which ends with the job",
+      { param: "resumeThreadId", code: "sandbox_resume_unsupported" },
     );
 }

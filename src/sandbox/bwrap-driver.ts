@@ -13,6 +13,11 @@
  * parameters, so no input is ever parsed by a shell. setpriv comes first so that prlimit and bwrap
  * already run as the agent's uid (RLIMIT_NPROC only counts for a non-root real uid), and the PTY's
  * child process is bwrap itself: node-pty's pid is bwrap's, and killing it ends the sandbox.
+ *
+ * With `terminal: false` (jobs, spawned with pipes in a process group of their own) the last step
+ * is `/usr/bin/perl -e <close inherited fds> -- <argv...>` instead: there is no terminal to hand
+ * over, and the program stays in the launcher's process group, so a signal to that group reaches
+ * bwrap and everything in the sandbox that did not leave it (--die-with-parent covers the rest).
  */
 import { spawnSync } from "node:child_process";
 import { lstatSync, realpathSync } from "node:fs";
@@ -20,7 +25,7 @@ import os from "node:os";
 import { GatewayError } from "../errors/gateway-error.js";
 import type { SystemTools } from "../system/system-tools.js";
 import { bwrapFlags, SANDBOX_WORKSPACE, type HiddenPath } from "./bwrap-args.js";
-import { inForeground } from "./foreground.js";
+import { inForeground, withInheritedFdsClosed } from "./foreground.js";
 import { prlimitOptions } from "./limits.js";
 import { buildTiocstiFilter, writeTiocstiFilter } from "./seccomp-filter.js";
 import { checkSpec } from "./spec-checks.js";
@@ -91,7 +96,8 @@ export class BwrapDriver implements SandboxDriver {
       args: launchArgs({
         filter: filter.path,
         chain: [...dropPrivileges, ...(prlimit ? [prlimit, ...limits, "--"] : []), bwrap, ...flags, "--"],
-        argv: inForeground(spec.argv),
+        // No terminal (a job on pipes): no foreground hand-over, which would need a tty.
+        argv: spec.terminal === false ? withInheritedFdsClosed(spec.argv) : inForeground(spec.argv),
       }),
       // The shell and the tools are named by absolute path; bwrap --clearenv drops this anyway.
       env: { PATH: "/usr/bin:/bin" },

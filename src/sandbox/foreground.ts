@@ -34,13 +34,26 @@ import { existsSync } from "node:fs";
 
 export const PERL = "/usr/bin/perl";
 
-export const FOREGROUND_PERL =
-  '$SIG{TTOU} = "IGNORE"; setpgrp(0, 0); ioctl(STDIN, 0x5410, pack("i", $$)) if -t STDIN; $SIG{TTOU} = "DEFAULT"; ' +
+/**
+ * The step for a program without a terminal (a job on pipes): only the descriptor clean-up above,
+ * with no process group or terminal hand-over, so the program stays in the group its launcher was
+ * started in (the one a job's timeout or cancel signals as a whole).
+ */
+export const CLOSE_FDS_PERL =
   'if (syscall(436, 3, 0xFFFFFFFF, 0) != 0) { require POSIX; opendir(my $d, "/proc/self/fd"); ' +
   "POSIX::close($_) for grep { /^\\d+$/ && $_ > 2 } readdir $d; } " +
   'exec { $ARGV[0] } @ARGV; print STDERR "$ARGV[0]: $!\\n"; exit 127;';
 
+export const FOREGROUND_PERL =
+  '$SIG{TTOU} = "IGNORE"; setpgrp(0, 0); ioctl(STDIN, 0x5410, pack("i", $$)) if -t STDIN; $SIG{TTOU} = "DEFAULT"; ' +
+  CLOSE_FDS_PERL;
+
 /** argv wrapped in the foreground step, or unchanged when the host has no perl (Ctrl-C then ends the sandbox). */
 export function inForeground(argv: string[], perlAvailable = existsSync(PERL)): string[] {
   return perlAvailable ? [PERL, "-e", FOREGROUND_PERL, "--", ...argv] : argv;
+}
+
+/** argv wrapped in the descriptor clean-up only (no terminal), or unchanged when the host has no perl. */
+export function withInheritedFdsClosed(argv: string[], perlAvailable = existsSync(PERL)): string[] {
+  return perlAvailable ? [PERL, "-e", CLOSE_FDS_PERL, "--", ...argv] : argv;
 }

@@ -35,9 +35,15 @@ export interface SandboxSpec {
   readOnlyPaths?: string[];
   /** The unprivileged uid/gid to run as (from a per-agent pool), so RLIMIT_NPROC counts per agent. */
   uid?: number;
+  /**
+   * Whether the program runs on a terminal (default true: agents under node-pty). false is for pipes
+   * (jobs): bwrap leaves out the step that makes the program the terminal's foreground group and only
+   * closes inherited descriptors above 2 before the exec (foreground.ts).
+   */
+  terminal?: boolean;
 }
 
-/** How to start a sandboxed program under node-pty. */
+/** How to start a sandboxed program (under node-pty, or with pipes when `terminal` is false). */
 export interface SandboxLaunch {
   file: string;
   args: string[];

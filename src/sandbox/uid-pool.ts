@@ -113,3 +113,48 @@ export function hostReservedIds(etc = "/etc"): (id: number) => boolean {
   }
   return (id) => ids.has(id) || ranges.some(([lo, hi]) => id >= lo && id <= hi);
 }
+
+/**
+ * Pids of the live (not zombie) processes whose real, effective or saved uid is `uid`. A zombie
+ * cannot be signalled and holds nothing but its pid; the pool still counts it as busy (processUids).
+ */
+export function processesOfUid(uid: number): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const status = readFileSync(`/proc/${name}/status`, "utf8");
+      if (/^State:\s+Z/m.test(status)) continue;
+      const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+      if (m && m.slice(1).some((id) => Number(id) === uid)) pids.push(Number(name));
+    } catch {
+      // the process exited while we looked
+    }
+  }
+  return pids;
+}
+
+/**
+ * SIGKILLs every live process of a sandbox uid until none is left or `timeoutMs` has passed; true
+ * when none is left. For the end of a sandboxed run, once its launcher has exited: nothing of the
+ * run may outlive it, whatever it did to leave the process group.
+ */
+export async function killUidProcesses(uid: number, timeoutMs = 2000): Promise<boolean> {
+  // Never our own uid (or root): that would be agentgate itself.
+  if (!Number.isInteger(uid) || uid < 1 || uid === process.getuid?.())
+    throw new GatewayError("internal", `refusing to kill the processes of uid ${uid}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = processesOfUid(uid);
+    if (pids.length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
