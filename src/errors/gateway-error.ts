@@ -11,6 +11,7 @@ export type ErrorKind =
   | "permission_denied"
   | "not_found"
   | "already_exists"
+  | "aborted"
   | "resource_exhausted"
   | "failed_precondition"
   | "unavailable"
@@ -32,6 +33,7 @@ const KINDS: Record<ErrorKind, KindInfo> = {
   permission_denied: { status: 403, openaiType: "permission_error", code: Code.PermissionDenied },
   not_found: { status: 404, openaiType: "invalid_request_error", code: Code.NotFound },
   already_exists: { status: 409, openaiType: "invalid_request_error", code: Code.AlreadyExists },
+  aborted: { status: 409, openaiType: "invalid_request_error", code: Code.Aborted },
   resource_exhausted: { status: 429, openaiType: "rate_limit_error", code: Code.ResourceExhausted },
   failed_precondition: { status: 400, openaiType: "invalid_request_error", code: Code.FailedPrecondition },
   unavailable: { status: 503, openaiType: "api_error", code: Code.Unavailable },
@@ -121,6 +123,7 @@ const CONNECT_TO_KIND: Partial<Record<Code, ErrorKind>> = {
   [Code.PermissionDenied]: "permission_denied",
   [Code.NotFound]: "not_found",
   [Code.AlreadyExists]: "already_exists",
+  [Code.Aborted]: "aborted",
   [Code.ResourceExhausted]: "resource_exhausted",
   [Code.FailedPrecondition]: "failed_precondition",
   [Code.Unavailable]: "unavailable",
