@@ -15,6 +15,8 @@ import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
 import { AgentSupervisor } from "./agents/agent-supervisor.js";
 import type { JobManager } from "./jobs/job-manager.js";
 import { openJobs } from "./jobs/jobs-module.js";
+import { searchService } from "./rpc/search-service.js";
+import { openSearch, type SearchDomain } from "./search/search-module.js";
 import { UidPool } from "./sandbox/uid-pool.js";
 import { OllamaBackend } from "./backends/ollama-backend.js";
 import { OpenAIBackend } from "./backends/openai-backend.js";
@@ -68,6 +70,8 @@ export interface Agentgate {
   readonly agents: AgentSupervisor;
   /** The job domain (JobService and the seed REST routes). */
   readonly jobs: JobManager;
+  /** The search domain (SearchService): roots, index, indexer. */
+  readonly search: SearchDomain;
   readonly metrics: Metrics;
   readonly health: HealthRegistry;
   /** Listens on config.bind; resolves to the bound address (port 0 picks one). */
@@ -76,10 +80,7 @@ export interface Agentgate {
   close(): Promise<void>;
 }
 
-const FUTURE_SERVICES = [
-  { service: SearchService, capability: "repository search (the SearchService issue)" },
-  { service: EndpointService, capability: "dreamed endpoints (the EndpointService issue)" },
-];
+const FUTURE_SERVICES = [{ service: EndpointService, capability: "dreamed endpoints (the EndpointService issue)" }];
 
 export function buildBackends(config: Config, deps: { db: Database; logger?: Logger }): Backend[] {
   return [
@@ -140,12 +141,14 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     logger,
   });
   const { jobs, callbacks, sessions, triggers } = await openJobs(config, { db, instanceId, logger, uidPool, tools });
+  const search = await openSearch(config, { db, tools, logger });
 
   const completionModule: RouteModule = {
     services: [
       CompletionService.typeName,
       AgentService.typeName,
       JobService.typeName,
+      SearchService.typeName,
       ...FUTURE_SERVICES.map((f) => f.service.typeName),
     ],
     rest: async (app) => {
@@ -171,6 +174,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     rpc: (r) => {
       r.service(CompletionService, completionService(gateway, metrics));
       r.service(JobService, jobService(jobs, sessions, triggers));
+      r.service(SearchService, searchService(search));
       // Terminal output goes out uncompressed: gzip of every small, latency-bound output frame cost
       // more CPU on both ends than it saved on loopback (bench/agents). Compressed requests are
       // still accepted.
@@ -214,6 +218,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     gateway,
     agents,
     jobs,
+    search,
     metrics,
     health,
     async listen() {
@@ -264,6 +269,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
           clearTimeout(force);
           await agentsClosed.catch((err: unknown) => logger.error({ err }, "closing the agent supervisor failed"));
           await jobsClosed.catch((err: unknown) => logger.error({ err }, "closing the job manager failed"));
+          await search.close().catch((err: unknown) => logger.error({ err }, "closing the search index failed"));
           await unregisterInstance(db, instanceId).catch(() => undefined);
           if (ownsDb) await db.close();
         }

@@ -46,6 +46,10 @@ export interface Config {
   responsesHeartbeatMs: number;
   /** SEARCH_ROOTS, resolved; the working directory when unset. */
   searchRoots: string[];
+  /** SEARCH_WRITE: WriteFile/ApplyPatch allowed. */
+  searchWrite: boolean;
+  /** SEARCH_WATCH: index the roots at start and watch them. */
+  searchWatch: boolean;
   backends: OpenAIBackendConfig[];
   embedModel: string;
   ollamaNumCtx: number;
@@ -197,6 +201,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     },
     responsesHeartbeatMs: v.responsesHeartbeatMs,
     searchRoots: (v.searchRoots.length ? v.searchRoots : [process.cwd()]).map((r) => path.resolve(r)),
+    searchWrite: v.searchWrite,
+    searchWatch: v.searchWatch,
     backends: parseBackends(v.backends, env),
     embedModel: v.embedModel,
     ollamaNumCtx: v.ollamaNumCtx,

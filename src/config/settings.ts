@@ -274,6 +274,20 @@ export const settings = {
         .map((s) => s.trim())
         .filter(Boolean),
   }),
+  searchWrite: setting({
+    env: "SEARCH_WRITE",
+    flag: "search-write",
+    description: "allow SearchService WriteFile and ApplyPatch inside the search roots (never under `.git/`)",
+    defaultText: "false",
+    parse: parsers.bool(false),
+  }),
+  searchWatch: setting({
+    env: "SEARCH_WATCH",
+    flag: "search-watch",
+    description: "index the search roots at start and keep the index current by watching them",
+    defaultText: "true",
+    parse: parsers.bool(true),
+  }),
   jobConcurrency: setting({
     env: "JOB_CONCURRENCY",
     flag: "job-concurrency",

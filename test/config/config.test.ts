@@ -45,6 +45,8 @@ describe("defaults", () => {
     });
     expect(c.responsesHeartbeatMs).toBe(5000);
     expect(c.searchRoots).toEqual([process.cwd()]);
+    expect(c.searchWrite).toBe(false);
+    expect(c.searchWatch).toBe(true);
     expect(c.backends).toEqual([]);
     expect(c.embedModel).toBe("nomic-embed-text");
     expect(c.ollamaNumCtx).toBe(65_536);
@@ -97,6 +99,8 @@ const TABLE: { env: string; value: string; get: (c: ReturnType<typeof loadConfig
   { env: "JOB_CONCURRENCY", value: "4", get: (c) => c.codex.jobConcurrency, want: 4 },
   { env: "CALLBACK_SECRET", value: "s3cret", get: (c) => c.codex.callbackSecret, want: "s3cret" },
   { env: "SEARCH_ROOTS", value: "/srv/a:/srv/b", get: (c) => c.searchRoots, want: ["/srv/a", "/srv/b"] },
+  { env: "SEARCH_WRITE", value: "true", get: (c) => c.searchWrite, want: true },
+  { env: "SEARCH_WATCH", value: "false", get: (c) => c.searchWatch, want: false },
   {
     env: "BACKENDS",
     value: "vllm=http://gpu:8000/v1/, groq=https://api.groq.com/openai/v1",

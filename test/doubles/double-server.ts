@@ -402,9 +402,33 @@ export function withEcho(script: ReplyScript | undefined, text: string, maxToken
   return { ...script, content: echo.content, doneReason: script.doneReason ?? echo.doneReason };
 }
 
-/** Deterministic unit vector derived from a hash of the text: equal texts, equal vectors. */
+/**
+ * Deterministic unit vector of the text's words (the hashing trick): equal texts give equal vectors,
+ * and texts that share words point the same way, so a vector ranking over these embeddings behaves
+ * like a crude bag-of-words model instead of noise. Words are split at camelCase and snake_case;
+ * a text without words falls back to a hash of the whole text.
+ */
 export function hashEmbedding(text: string, dims: number): number[] {
-  return normalize(rawHashVector(text, dims));
+  const v = new Array<number>(dims).fill(0);
+  let words = 0;
+  for (const m of text.matchAll(/[\p{L}\p{N}]+/gu)) {
+    for (const part of m[0].match(/\p{Lu}+(?=\p{Lu}\p{Ll})|\p{Lu}?\p{Ll}+|\p{Lu}+|\p{N}+/gu) ?? []) {
+      if (part.length < 2) continue;
+      const h = fnv1a(part.toLowerCase());
+      v[h % dims]! += h & 0x80000000 ? -1 : 1;
+      words++;
+    }
+  }
+  return words && v.some((x) => x !== 0) ? normalize(v) : normalize(rawHashVector(text, dims));
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 /** Un-normalised variant (Ollama's legacy /api/embeddings does not normalise). */

@@ -14,6 +14,7 @@ import {
   DoubleServer,
   estimateTokens,
   hashEmbedding,
+  normalize,
   isRecord,
   play,
   rawHashVector,
@@ -277,8 +278,11 @@ export class OllamaDouble extends DoubleServer {
       typeof body.dimensions === "number" && body.dimensions > 0
         ? Math.min(body.dimensions, model.embeddingLength)
         : model.embeddingLength;
-    // Ollama truncates then re-normalises for `dimensions`; the hash stream is a prefix, so this is the same.
-    const embeddings = inputs.map((s) => hashEmbedding(s, dims));
+    // Ollama truncates the model's full vector, then re-normalises, for `dimensions`.
+    const embeddings = inputs.map((s) => {
+      const full = hashEmbedding(s, model.embeddingLength);
+      return dims === full.length ? full : normalize(full.slice(0, dims));
+    });
     const promptEvalCount = inputs.reduce((n, s) => n + estimateTokens(s), 0);
     const { total_duration, load_duration } = metrics(started, 0, 0);
     ex.json(200, { model: name, embeddings, total_duration, load_duration, prompt_eval_count: promptEvalCount });

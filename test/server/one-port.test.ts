@@ -326,7 +326,6 @@ describe("buf curl", () => {
 
 describe("services still to be built", () => {
   const cases: { name: string; call: (ag: AgentgateClients) => Promise<unknown>; capability: RegExp }[] = [
-    { name: "SearchService/Search", call: (ag) => ag.search.search({}), capability: /repository search/ },
     {
       name: "EndpointService/DreamEndpoint",
       call: (ag) => ag.endpoints.dreamEndpoint({}),

@@ -37,6 +37,9 @@ describe("PGlite in memory (openTestDatabase)", () => {
       "jobs",
       "kv_settings",
       "schema_migrations",
+      "search_chunks",
+      "search_files",
+      "search_symbols",
     ]);
   });
 

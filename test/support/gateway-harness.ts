@@ -40,6 +40,9 @@ export async function startGateway(opts: HarnessOptions = {}): Promise<GatewayHa
     DATA_DIR: "/nonexistent-agentgate-test-dir",
     SHUTDOWN_GRACE_MS: "500",
     LOG_LEVEL: "info",
+    // Not indexing and watching the working directory (the default root) in every test's gateway;
+    // search tests set SEARCH_ROOTS and SEARCH_WATCH themselves.
+    SEARCH_WATCH: "false",
     ...opts.env,
   });
   const logs: Record<string, unknown>[] = [];
