@@ -128,7 +128,8 @@ describe.skipIf(!canRunBwrap())("bwrap sandbox: terminal (real bwrap under node-
     process.kill(-pgrp, "SIGTERM"); // bwrap is not in this group: the program's trap runs and its code is kept
     const e = await r.exit;
     launch.cleanup();
-    expect(r.output()).toContain("term");
+    // Exit code 7 is the trap's: the program handled SIGTERM itself. (Its last output line can be
+    // lost at exit here: this raw node-pty helper does not drain the master fd as the supervisor does.)
     expect(e).toMatchObject({ exitCode: 7, signal: 0 });
   });
 });
