@@ -180,6 +180,11 @@ export class IndexStore {
     ]);
   }
 
+  /** Planner statistics of the index tables (and the database's other tables: vectors included). */
+  async analyze(): Promise<void> {
+    await this.db.query("ANALYZE");
+  }
+
   async removeFile(root: string, path: string): Promise<void> {
     await this.db.transaction((tx) => deleteRows(tx, root, path));
   }
