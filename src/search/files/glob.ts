@@ -5,6 +5,7 @@
  * `*a*a*a*b` is polynomial.
  */
 import { RE2JS } from "re2js";
+import { GatewayError } from "../../errors/gateway-error.js";
 
 export interface CompiledGlob {
   /** Matches a path relative to the glob's base directory. */
@@ -193,6 +194,29 @@ export class OverrideGlobs {
     if (m) return m;
     return this.hasIncludes && !isDir ? "ignore" : undefined;
   }
+}
+
+/**
+ * A path filter from request globs ("src/**\/*.ts", "*.md": a glob without "/" matches a name at
+ * any depth, as in .gitignore); a path passes when any glob matches it, every path when there are none.
+ * Unlike OverrideGlobs nothing here overrides .gitignore: it filters what an index already holds.
+ */
+export function pathGlobFilter(globs: readonly string[], field: string): (path: string) => boolean {
+  if (globs.length === 0) return () => true;
+  const compiled = globs.map((g, i) => {
+    const bad = () =>
+      new GatewayError("invalid_argument", `${field}[${i}] is not a valid glob`, { param: `${field}[${i}]` });
+    if (typeof g !== "string" || g.length > MAX_GLOB_LENGTH || g.includes("\0") || g.includes("\n")) throw bad();
+    let c: CompiledGlob | undefined;
+    try {
+      c = compileGlob(g);
+    } catch {
+      throw bad();
+    }
+    if (!c || c.negate) throw bad();
+    return c.re;
+  });
+  return (p) => compiled.some((re) => re.matches(p));
 }
 
 export class GlobError extends Error {

@@ -4,9 +4,8 @@
  * 1 / (60 + rank) over the rankings that returned it). Without a reachable embedding model the
  * search is lexical only and says why (`lexicalOnlyReason`).
  */
-import { RE2JS } from "re2js";
 import { GatewayError, invalidArgument } from "../../errors/gateway-error.js";
-import { globToRegex } from "../files/glob.js";
+import { pathGlobFilter } from "../files/glob.js";
 import type { StoredChunk, IndexStore } from "./index-store.js";
 import type { LexicalSearch } from "./lexical-search.js";
 import type { VectorTargetProvider } from "./vector-target.js";
@@ -63,7 +62,7 @@ export class HybridSearch {
     const limit = q.limit || DEFAULT_LIMIT;
     if (limit > MAX_LIMIT) throw invalidArgument(`limit must be at most ${MAX_LIMIT}`, "limit");
     const mode = q.mode ?? "hybrid";
-    const pathOk = pathFilter(q.pathGlobs ?? []);
+    const pathOk = pathGlobFilter(q.pathGlobs ?? [], "path_globs");
     const languages = q.languages ?? [];
     const pool = Math.max(MIN_POOL, limit * POOL_FACTOR);
 
@@ -138,20 +137,4 @@ export class HybridSearch {
     }
     return out.slice(0, pool);
   }
-}
-
-/** Path globs as in ripgrep's `-g` ("src/**\/*.ts", "*.md"); none: every path. */
-export function pathFilter(globs: string[]): (path: string) => boolean {
-  if (globs.length === 0) return () => true;
-  const res = globs.map((g, i) => {
-    if (!g || g.length > 1024 || g.includes("\0"))
-      throw invalidArgument(`path_globs[${i}] is not a valid glob`, `path_globs[${i}]`);
-    const anchored = g.includes("/") ? g.replace(/^\//, "") : `**/${g}`;
-    try {
-      return RE2JS.compile(`^${globToRegex(anchored)}$`, RE2JS.DOTALL);
-    } catch {
-      throw invalidArgument(`path_globs[${i}] is not a valid glob`, `path_globs[${i}]`);
-    }
-  });
-  return (p) => res.some((re) => re.matches(p));
 }

@@ -6,7 +6,7 @@
 import { SymbolMatchMode, type SymbolKind } from "../../../gen/agentgate/v1/search_service_pb.js";
 import { invalidArgument } from "../../errors/gateway-error.js";
 import { matchSymbols, type ScoredSymbol } from "../symbols/match.js";
-import { pathFilter } from "./hybrid-search.js";
+import { pathGlobFilter } from "../files/glob.js";
 import type { IndexStore } from "./index-store.js";
 
 export interface FindSymbolsQuery {
@@ -45,7 +45,7 @@ export class SymbolFinder {
       caseSensitive: q.caseSensitive,
       kinds: q.kinds,
       language: q.language,
-      pathFilter: pathFilter(q.pathGlobs ?? []),
+      pathFilter: pathGlobFilter(q.pathGlobs ?? [], "path_globs"),
       limit: q.limit,
     });
     // matchSymbols copies each symbol; the root travels along with the spread.
