@@ -17,6 +17,7 @@ import type { JobManager } from "./jobs/job-manager.js";
 import { openJobs } from "./jobs/jobs-module.js";
 import { searchService } from "./rpc/search-service.js";
 import { openSearch, type SearchDomain } from "./search/search-module.js";
+import { openRetrieval } from "./retrieval/retrieval-module.js";
 import { UidPool } from "./sandbox/uid-pool.js";
 import { OllamaBackend } from "./backends/ollama-backend.js";
 import { OpenAIBackend } from "./backends/openai-backend.js";
@@ -142,6 +143,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
   });
   const { jobs, callbacks, sessions, triggers } = await openJobs(config, { db, instanceId, logger, uidPool, tools });
   const search = await openSearch(config, { db, tools, logger });
+  const retrieval = openRetrieval({ gateway, search, db, logger });
 
   const completionModule: RouteModule = {
     services: [
@@ -154,6 +156,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     rest: async (app) => {
       await registerOpenAIRoutes(app, {
         gateway,
+        retrievalChat: retrieval.retrievalChat,
         metrics,
         shutdown: shutdown.signal,
         catalog: { maxContextWindow: config.ollamaNumCtx, defaultModel: config.model },
@@ -172,7 +175,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       await registerGatewayTriggerRoutes(app, { jobs, triggers });
     },
     rpc: (r) => {
-      r.service(CompletionService, completionService(gateway, metrics));
+      r.service(CompletionService, completionService({ gateway, ...retrieval, metrics }));
       r.service(JobService, jobService(jobs, sessions, triggers));
       r.service(SearchService, searchService(search));
       // Terminal output goes out uncompressed: gzip of every small, latency-bound output frame cost

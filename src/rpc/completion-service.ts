@@ -14,11 +14,18 @@ import {
   EmbeddingSchema,
   EmbedResponseSchema,
   FinishReason as PbFinishReason,
+  GetArtifactResponseSchema,
+  ListArtifactsResponseSchema,
   ListModelsResponseSchema,
+  type RetrievalResult as PbRetrievalResult,
 } from "../../gen/agentgate/v1/completion_service_pb.js";
-import type { CompletionGateway } from "../completion/completion-gateway.js";
+import type { ChatResult, ChatStream, CompletionGateway } from "../completion/completion-gateway.js";
+import type { RetrievalResult } from "../retrieval/types.js";
 import { validateChatRequest, validateCompletionRequest, validateEmbedRequest } from "../completion/validate.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { ArtifactStore } from "../retrieval/artifact-store.js";
+import { retrievalRequested, type RetrievalChat } from "../retrieval/retrieval-chat.js";
+import { pbArtifact, pbRetrievalResult, toRetrievalOptions } from "./retrieval-convert.js";
 import {
   pbFinishReason,
   pbMessage,
@@ -30,12 +37,24 @@ import {
   toCompletionRequest,
 } from "./completion-convert.js";
 
-export function completionService(gateway: CompletionGateway, metrics: Metrics): ServiceImpl<typeof CompletionService> {
+export interface CompletionServiceDeps {
+  gateway: CompletionGateway;
+  /** Chats that ask for retrieval (a `retrieval` message or a `context/` model id) go here. */
+  retrievalChat: RetrievalChat;
+  artifacts: ArtifactStore;
+  metrics: Metrics;
+}
+
+export function completionService(deps: CompletionServiceDeps): ServiceImpl<typeof CompletionService> {
+  const { gateway, retrievalChat, artifacts, metrics } = deps;
   return {
     async chat(request, ctx: HandlerContext) {
       const req = toChatRequest(request);
       validateChatRequest(req);
-      const r = await gateway.chat(req, ctx.signal);
+      const retrieval = retrievalRequested(req.model, toRetrievalOptions(request.retrieval));
+      const r: ChatResult & { retrieval?: RetrievalResult } = retrieval
+        ? await retrievalChat.chat(req, retrieval.options, ctx.signal)
+        : await gateway.chat(req, ctx.signal);
       return create(ChatResponseSchema, {
         id: r.id,
         model: r.model,
@@ -44,17 +63,25 @@ export function completionService(gateway: CompletionGateway, metrics: Metrics):
         message: pbMessage(r.message),
         finishReason: pbFinishReason(r.finishReason),
         usage: pbUsage(r.usage),
+        retrieval: r.retrieval && pbRetrievalResult(r.retrieval),
       });
     },
 
     async *chatStream(request, ctx) {
       const req = toChatRequest(request);
       validateChatRequest(req);
-      const s = await gateway.chatStream(req, ctx.signal);
+      const retrieval = retrievalRequested(req.model, toRetrievalOptions(request.retrieval));
+      const s: ChatStream & { retrieval?: RetrievalResult } = retrieval
+        ? await retrievalChat.chatStream(req, retrieval.options, ctx.signal)
+        : await gateway.chatStream(req, ctx.signal);
       const end = metrics.streamStarted("rpc");
+      // The citations lead the stream, before any delta.
+      let first: PbRetrievalResult | undefined = s.retrieval && pbRetrievalResult(s.retrieval);
       try {
         for await (const e of s.events) {
           const frame = create(ChatStreamResponseSchema, { id: s.id, model: s.model, backend: s.backend });
+          frame.retrieval = first;
+          first = undefined;
           if (e.type === "delta") {
             frame.contentDelta = e.content ?? "";
             frame.reasoningDelta = e.reasoning ?? "";
@@ -125,6 +152,22 @@ export function completionService(gateway: CompletionGateway, metrics: Metrics):
         embeddings: r.embeddings.map((values) => create(EmbeddingSchema, { values })),
         usage: pbUsage(r.usage),
       });
+    },
+
+    async listArtifacts(request) {
+      const page = await artifacts.list({
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+        model: request.model,
+      });
+      return create(ListArtifactsResponseSchema, {
+        artifacts: page.artifacts.map(pbArtifact),
+        nextPageToken: page.nextPageToken,
+      });
+    },
+
+    async getArtifact(request) {
+      return create(GetArtifactResponseSchema, { artifact: pbArtifact(await artifacts.get(request.id)) });
     },
   };
 }

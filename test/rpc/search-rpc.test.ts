@@ -28,6 +28,7 @@ import {
   type WatchIndexResponse,
 } from "../../clients/index.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
+import { isIdle, untilIdle } from "../support/index-wait.js";
 
 const INVOICE_TS = `/**
  * Billing: invoice totals with tax.
@@ -145,23 +146,6 @@ async function connectError(p: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(err);
   }
   throw new Error("expected the call to fail");
-}
-
-const ms = (t: IndexRootStatus["runFinishedAt"]) => (t ? timestampMs(t) : 0);
-const isIdle = (s: IndexRootStatus | undefined) => s?.state === IndexState.IDLE && s.filesQueued === 0;
-
-/** WatchIndex until the root is idle after a run that finished at or after `since` (ms). */
-async function untilIdle(client: AgentgateClients, since = 0): Promise<IndexRootStatus> {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), 30_000);
-  try {
-    for await (const f of client.search.watchIndex({}, { signal: ac.signal }))
-      if (isIdle(f.status) && ms(f.status!.runFinishedAt) > 0 && ms(f.status!.runFinishedAt) >= since) return f.status!;
-  } finally {
-    clearTimeout(timer);
-    ac.abort();
-  }
-  throw new Error("WatchIndex ended before the index was idle");
 }
 
 /**

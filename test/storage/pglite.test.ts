@@ -32,6 +32,7 @@ describe("PGlite in memory (openTestDatabase)", () => {
     expect(tables.rows.map((x) => x.t)).toEqual([
       "agents",
       "codex_threads",
+      "completion_artifacts",
       "instances",
       "job_triggers",
       "jobs",

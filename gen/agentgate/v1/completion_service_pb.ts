@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentgate/v1/completion_service.proto.
  */
 export const file_agentgate_v1_completion_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVhZ2VudGdhdGUvdjEvY29tcGxldGlvbl9zZXJ2aWNlLnByb3RvEgxhZ2VudGdhdGUudjEiswEKC0NoYXRNZXNzYWdlEiAKBHJvbGUYASABKA4yEi5hZ2VudGdhdGUudjEuUm9sZRIPCgdjb250ZW50GAIgASgJEioKCnRvb2xfY2FsbHMYAyADKAsyFi5hZ2VudGdhdGUudjEuVG9vbENhbGwSFAoMdG9vbF9jYWxsX2lkGAQgASgJEgwKBG5hbWUYBSABKAkSEQoJcmVhc29uaW5nGAYgASgJEg4KBmltYWdlcxgHIAMoDCI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJmCgRUb29sEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDgoGc3RyaWN0GAQgASgIIl0KClRvb2xDaG9pY2USLAoEbW9kZRgBIAEoDjIcLmFnZW50Z2F0ZS52MS5Ub29sQ2hvaWNlTW9kZUgAEhcKDWZ1bmN0aW9uX25hbWUYAiABKAlIAEIICgZjaG9pY2UikwEKDlJlc3BvbnNlRm9ybWF0Ei4KBHR5cGUYASABKA4yIC5hZ2VudGdhdGUudjEuUmVzcG9uc2VGb3JtYXRUeXBlEiwKC2pzb25fc2NoZW1hGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgtzY2hlbWFfbmFtZRgDIAEoCRIOCgZzdHJpY3QYBCABKAgi5QIKEUdlbmVyYXRpb25PcHRpb25zEhgKC3RlbXBlcmF0dXJlGAEgASgBSACIAQESEgoFdG9wX3AYAiABKAFIAYgBARIXCgptYXhfdG9rZW5zGAMgASgNSAKIAQESDAoEc3RvcBgEIAMoCRIRCgRzZWVkGAUgASgDSAOIAQESHQoQcHJlc2VuY2VfcGVuYWx0eRgGIAEoAUgEiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAcgASgBSAWIAQESEgoFdG9wX2sYCCABKA1IBogBARIbCg5jb250ZXh0X3dpbmRvdxgJIAEoDUgHiAEBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCDQoLX21heF90b2tlbnNCBwoFX3NlZWRCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QggKBl90b3Bfa0IRCg9fY29udGV4dF93aW5kb3ci1gIKC0NoYXRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEisKCG1lc3NhZ2VzGAIgAygLMhkuYWdlbnRnYXRlLnYxLkNoYXRNZXNzYWdlEjAKB29wdGlvbnMYAyABKAsyHy5hZ2VudGdhdGUudjEuR2VuZXJhdGlvbk9wdGlvbnMSIQoFdG9vbHMYBCADKAsyEi5hZ2VudGdhdGUudjEuVG9vbBItCgt0b29sX2Nob2ljZRgFIAEoCzIYLmFnZW50Z2F0ZS52MS5Ub29sQ2hvaWNlEjUKD3Jlc3BvbnNlX2Zvcm1hdBgGIAEoCzIcLmFnZW50Z2F0ZS52MS5SZXNwb25zZUZvcm1hdBI3ChByZWFzb25pbmdfZWZmb3J0GAcgASgOMh0uYWdlbnRnYXRlLnYxLlJlYXNvbmluZ0VmZm9ydBIXCg9jb252ZXJzYXRpb25faWQYCCABKAki6gEKDENoYXRSZXNwb25zZRIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEisKB2NyZWF0ZWQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB21lc3NhZ2UYBSABKAsyGS5hZ2VudGdhdGUudjEuQ2hhdE1lc3NhZ2USMQoNZmluaXNoX3JlYXNvbhgGIAEoDjIaLmFnZW50Z2F0ZS52MS5GaW5pc2hSZWFzb24SIgoFdXNhZ2UYByABKAsyEy5hZ2VudGdhdGUudjEuVXNhZ2Ui3AIKEUNoYXRTdHJlYW1SZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEisKCG1lc3NhZ2VzGAIgAygLMhkuYWdlbnRnYXRlLnYxLkNoYXRNZXNzYWdlEjAKB29wdGlvbnMYAyABKAsyHy5hZ2VudGdhdGUudjEuR2VuZXJhdGlvbk9wdGlvbnMSIQoFdG9vbHMYBCADKAsyEi5hZ2VudGdhdGUudjEuVG9vbBItCgt0b29sX2Nob2ljZRgFIAEoCzIYLmFnZW50Z2F0ZS52MS5Ub29sQ2hvaWNlEjUKD3Jlc3BvbnNlX2Zvcm1hdBgGIAEoCzIcLmFnZW50Z2F0ZS52MS5SZXNwb25zZUZvcm1hdBI3ChByZWFzb25pbmdfZWZmb3J0GAcgASgOMh0uYWdlbnRnYXRlLnYxLlJlYXNvbmluZ0VmZm9ydBIXCg9jb252ZXJzYXRpb25faWQYCCABKAki8wEKEkNoYXRTdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEhUKDWNvbnRlbnRfZGVsdGEYBCABKAkSFwoPcmVhc29uaW5nX2RlbHRhGAUgASgJEioKCnRvb2xfY2FsbHMYBiADKAsyFi5hZ2VudGdhdGUudjEuVG9vbENhbGwSMQoNZmluaXNoX3JlYXNvbhgHIAEoDjIaLmFnZW50Z2F0ZS52MS5GaW5pc2hSZWFzb24SIgoFdXNhZ2UYCCABKAsyEy5hZ2VudGdhdGUudjEuVXNhZ2UifwoPQ29tcGxldGVSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg4KBnByb21wdBgCIAEoCRIOCgZzdWZmaXgYAyABKAkSMAoHb3B0aW9ucxgEIAEoCzIfLmFnZW50Z2F0ZS52MS5HZW5lcmF0aW9uT3B0aW9ucxILCgNyYXcYBSABKAgi0AEKEENvbXBsZXRlUmVzcG9uc2USCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIrCgdjcmVhdGVkGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0ZXh0GAUgASgJEjEKDWZpbmlzaF9yZWFzb24YBiABKA4yGi5hZ2VudGdhdGUudjEuRmluaXNoUmVhc29uEiIKBXVzYWdlGAcgASgLMhMuYWdlbnRnYXRlLnYxLlVzYWdlIoUBChVDb21wbGV0ZVN0cmVhbVJlcXVlc3QSDQoFbW9kZWwYASABKAkSDgoGcHJvbXB0GAIgASgJEg4KBnN1ZmZpeBgDIAEoCRIwCgdvcHRpb25zGAQgASgLMh8uYWdlbnRnYXRlLnYxLkdlbmVyYXRpb25PcHRpb25zEgsKA3JhdxgFIAEoCCKvAQoWQ29tcGxldGVTdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEhIKCnRleHRfZGVsdGEYBCABKAkSMQoNZmluaXNoX3JlYXNvbhgFIAEoDjIaLmFnZW50Z2F0ZS52MS5GaW5pc2hSZWFzb24SIgoFdXNhZ2UYBiABKAsyEy5hZ2VudGdhdGUudjEuVXNhZ2UihwEKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SFAoMdG90YWxfdG9rZW5zGAMgASgNEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAQgASgNEhgKEHJlYXNvbmluZ190b2tlbnMYBSABKA0iggIKBU1vZGVsEgoKAmlkGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSEAoIb3duZWRfYnkYAyABKAkSKwoHY3JlYXRlZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOY29udGV4dF93aW5kb3cYBSABKA0SMwoMY2FwYWJpbGl0aWVzGAYgAygOMh0uYWdlbnRnYXRlLnYxLk1vZGVsQ2FwYWJpbGl0eRIOCgZmYW1pbHkYByABKAkSFgoOcGFyYW1ldGVyX3NpemUYCCABKAkSFAoMcXVhbnRpemF0aW9uGAkgASgJEhIKCnNpemVfYnl0ZXMYCiABKAQiJAoRTGlzdE1vZGVsc1JlcXVlc3QSDwoHYmFja2VuZBgBIAEoCSJzChJMaXN0TW9kZWxzUmVzcG9uc2USIwoGbW9kZWxzGAEgAygLMhMuYWdlbnRnYXRlLnYxLk1vZGVsEjgKFHVuYXZhaWxhYmxlX2JhY2tlbmRzGAIgAygLMhouYWdlbnRnYXRlLnYxLkJhY2tlbmRFcnJvciIwCgxCYWNrZW5kRXJyb3ISDwoHYmFja2VuZBgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIlUKDEVtYmVkUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIOCgZpbnB1dHMYAiADKAkSFwoKZGltZW5zaW9ucxgDIAEoDUgAiAEBQg0KC19kaW1lbnNpb25zIoABCg1FbWJlZFJlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSKwoKZW1iZWRkaW5ncxgDIAMoCzIXLmFnZW50Z2F0ZS52MS5FbWJlZGRpbmcSIgoFdXNhZ2UYBCABKAsyEy5hZ2VudGdhdGUudjEuVXNhZ2UiGwoJRW1iZWRkaW5nEg4KBnZhbHVlcxgBIAMoAipfCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1NZU1RFTRABEg0KCVJPTEVfVVNFUhACEhIKDlJPTEVfQVNTSVNUQU5UEAMSDQoJUk9MRV9UT09MEAQqnwEKDEZpbmlzaFJlYXNvbhIdChlGSU5JU0hfUkVBU09OX1VOU1BFQ0lGSUVEEAASFgoSRklOSVNIX1JFQVNPTl9TVE9QEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIcChhGSU5JU0hfUkVBU09OX1RPT0xfQ0FMTFMQAxIgChxGSU5JU0hfUkVBU09OX0NPTlRFTlRfRklMVEVSEAQqhwEKDlRvb2xDaG9pY2VNb2RlEiAKHFRPT0xfQ0hPSUNFX01PREVfVU5TUEVDSUZJRUQQABIZChVUT09MX0NIT0lDRV9NT0RFX0FVVE8QARIZChVUT09MX0NIT0lDRV9NT0RFX05PTkUQAhIdChlUT09MX0NIT0lDRV9NT0RFX1JFUVVJUkVEEAMqpQEKElJlc3BvbnNlRm9ybWF0VHlwZRIkCiBSRVNQT05TRV9GT1JNQVRfVFlQRV9VTlNQRUNJRklFRBAAEh0KGVJFU1BPTlNFX0ZPUk1BVF9UWVBFX1RFWFQQARIkCiBSRVNQT05TRV9GT1JNQVRfVFlQRV9KU09OX09CSkVDVBACEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX0pTT05fU0NIRU1BEAMqoAEKD1JlYXNvbmluZ0VmZm9ydBIgChxSRUFTT05JTkdfRUZGT1JUX1VOU1BFQ0lGSUVEEAASGQoVUkVBU09OSU5HX0VGRk9SVF9OT05FEAESGAoUUkVBU09OSU5HX0VGRk9SVF9MT1cQAhIbChdSRUFTT05JTkdfRUZGT1JUX01FRElVTRADEhkKFVJFQVNPTklOR19FRkZPUlRfSElHSBAEKucBCg9Nb2RlbENhcGFiaWxpdHkSIAocTU9ERUxfQ0FQQUJJTElUWV9VTlNQRUNJRklFRBAAEhkKFU1PREVMX0NBUEFCSUxJVFlfQ0hBVBABEh8KG01PREVMX0NBUEFCSUxJVFlfQ09NUExFVElPThACEh4KGk1PREVMX0NBUEFCSUxJVFlfRU1CRURESU5HEAMSGgoWTU9ERUxfQ0FQQUJJTElUWV9UT09MUxAEEhsKF01PREVMX0NBUEFCSUxJVFlfVklTSU9OEAUSHQoZTU9ERUxfQ0FQQUJJTElUWV9USElOS0lORxAGMucDChFDb21wbGV0aW9uU2VydmljZRI9CgRDaGF0EhkuYWdlbnRnYXRlLnYxLkNoYXRSZXF1ZXN0GhouYWdlbnRnYXRlLnYxLkNoYXRSZXNwb25zZRJRCgpDaGF0U3RyZWFtEh8uYWdlbnRnYXRlLnYxLkNoYXRTdHJlYW1SZXF1ZXN0GiAuYWdlbnRnYXRlLnYxLkNoYXRTdHJlYW1SZXNwb25zZTABEkkKCENvbXBsZXRlEh0uYWdlbnRnYXRlLnYxLkNvbXBsZXRlUmVxdWVzdBoeLmFnZW50Z2F0ZS52MS5Db21wbGV0ZVJlc3BvbnNlEl0KDkNvbXBsZXRlU3RyZWFtEiMuYWdlbnRnYXRlLnYxLkNvbXBsZXRlU3RyZWFtUmVxdWVzdBokLmFnZW50Z2F0ZS52MS5Db21wbGV0ZVN0cmVhbVJlc3BvbnNlMAESVAoKTGlzdE1vZGVscxIfLmFnZW50Z2F0ZS52MS5MaXN0TW9kZWxzUmVxdWVzdBogLmFnZW50Z2F0ZS52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJACgVFbWJlZBIaLmFnZW50Z2F0ZS52MS5FbWJlZFJlcXVlc3QaGy5hZ2VudGdhdGUudjEuRW1iZWRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiVhZ2VudGdhdGUvdjEvY29tcGxldGlvbl9zZXJ2aWNlLnByb3RvEgxhZ2VudGdhdGUudjEiswEKC0NoYXRNZXNzYWdlEiAKBHJvbGUYASABKA4yEi5hZ2VudGdhdGUudjEuUm9sZRIPCgdjb250ZW50GAIgASgJEioKCnRvb2xfY2FsbHMYAyADKAsyFi5hZ2VudGdhdGUudjEuVG9vbENhbGwSFAoMdG9vbF9jYWxsX2lkGAQgASgJEgwKBG5hbWUYBSABKAkSEQoJcmVhc29uaW5nGAYgASgJEg4KBmltYWdlcxgHIAMoDCI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJmCgRUb29sEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDgoGc3RyaWN0GAQgASgIIl0KClRvb2xDaG9pY2USLAoEbW9kZRgBIAEoDjIcLmFnZW50Z2F0ZS52MS5Ub29sQ2hvaWNlTW9kZUgAEhcKDWZ1bmN0aW9uX25hbWUYAiABKAlIAEIICgZjaG9pY2UikwEKDlJlc3BvbnNlRm9ybWF0Ei4KBHR5cGUYASABKA4yIC5hZ2VudGdhdGUudjEuUmVzcG9uc2VGb3JtYXRUeXBlEiwKC2pzb25fc2NoZW1hGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgtzY2hlbWFfbmFtZRgDIAEoCRIOCgZzdHJpY3QYBCABKAgi5QIKEUdlbmVyYXRpb25PcHRpb25zEhgKC3RlbXBlcmF0dXJlGAEgASgBSACIAQESEgoFdG9wX3AYAiABKAFIAYgBARIXCgptYXhfdG9rZW5zGAMgASgNSAKIAQESDAoEc3RvcBgEIAMoCRIRCgRzZWVkGAUgASgDSAOIAQESHQoQcHJlc2VuY2VfcGVuYWx0eRgGIAEoAUgEiAEBEh4KEWZyZXF1ZW5jeV9wZW5hbHR5GAcgASgBSAWIAQESEgoFdG9wX2sYCCABKA1IBogBARIbCg5jb250ZXh0X3dpbmRvdxgJIAEoDUgHiAEBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCDQoLX21heF90b2tlbnNCBwoFX3NlZWRCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QggKBl90b3Bfa0IRCg9fY29udGV4dF93aW5kb3ciiQMKC0NoYXRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEisKCG1lc3NhZ2VzGAIgAygLMhkuYWdlbnRnYXRlLnYxLkNoYXRNZXNzYWdlEjAKB29wdGlvbnMYAyABKAsyHy5hZ2VudGdhdGUudjEuR2VuZXJhdGlvbk9wdGlvbnMSIQoFdG9vbHMYBCADKAsyEi5hZ2VudGdhdGUudjEuVG9vbBItCgt0b29sX2Nob2ljZRgFIAEoCzIYLmFnZW50Z2F0ZS52MS5Ub29sQ2hvaWNlEjUKD3Jlc3BvbnNlX2Zvcm1hdBgGIAEoCzIcLmFnZW50Z2F0ZS52MS5SZXNwb25zZUZvcm1hdBI3ChByZWFzb25pbmdfZWZmb3J0GAcgASgOMh0uYWdlbnRnYXRlLnYxLlJlYXNvbmluZ0VmZm9ydBIXCg9jb252ZXJzYXRpb25faWQYCCABKAkSMQoJcmV0cmlldmFsGAkgASgLMh4uYWdlbnRnYXRlLnYxLlJldHJpZXZhbE9wdGlvbnMinAIKDENoYXRSZXNwb25zZRIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEisKB2NyZWF0ZWQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB21lc3NhZ2UYBSABKAsyGS5hZ2VudGdhdGUudjEuQ2hhdE1lc3NhZ2USMQoNZmluaXNoX3JlYXNvbhgGIAEoDjIaLmFnZW50Z2F0ZS52MS5GaW5pc2hSZWFzb24SIgoFdXNhZ2UYByABKAsyEy5hZ2VudGdhdGUudjEuVXNhZ2USMAoJcmV0cmlldmFsGAggASgLMh0uYWdlbnRnYXRlLnYxLlJldHJpZXZhbFJlc3VsdCKPAwoRQ2hhdFN0cmVhbVJlcXVlc3QSDQoFbW9kZWwYASABKAkSKwoIbWVzc2FnZXMYAiADKAsyGS5hZ2VudGdhdGUudjEuQ2hhdE1lc3NhZ2USMAoHb3B0aW9ucxgDIAEoCzIfLmFnZW50Z2F0ZS52MS5HZW5lcmF0aW9uT3B0aW9ucxIhCgV0b29scxgEIAMoCzISLmFnZW50Z2F0ZS52MS5Ub29sEi0KC3Rvb2xfY2hvaWNlGAUgASgLMhguYWdlbnRnYXRlLnYxLlRvb2xDaG9pY2USNQoPcmVzcG9uc2VfZm9ybWF0GAYgASgLMhwuYWdlbnRnYXRlLnYxLlJlc3BvbnNlRm9ybWF0EjcKEHJlYXNvbmluZ19lZmZvcnQYByABKA4yHS5hZ2VudGdhdGUudjEuUmVhc29uaW5nRWZmb3J0EhcKD2NvbnZlcnNhdGlvbl9pZBgIIAEoCRIxCglyZXRyaWV2YWwYCSABKAsyHi5hZ2VudGdhdGUudjEuUmV0cmlldmFsT3B0aW9ucyKlAgoSQ2hhdFN0cmVhbVJlc3BvbnNlEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSFQoNY29udGVudF9kZWx0YRgEIAEoCRIXCg9yZWFzb25pbmdfZGVsdGEYBSABKAkSKgoKdG9vbF9jYWxscxgGIAMoCzIWLmFnZW50Z2F0ZS52MS5Ub29sQ2FsbBIxCg1maW5pc2hfcmVhc29uGAcgASgOMhouYWdlbnRnYXRlLnYxLkZpbmlzaFJlYXNvbhIiCgV1c2FnZRgIIAEoCzITLmFnZW50Z2F0ZS52MS5Vc2FnZRIwCglyZXRyaWV2YWwYCSABKAsyHS5hZ2VudGdhdGUudjEuUmV0cmlldmFsUmVzdWx0In8KD0NvbXBsZXRlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSDgoGc3VmZml4GAMgASgJEjAKB29wdGlvbnMYBCABKAsyHy5hZ2VudGdhdGUudjEuR2VuZXJhdGlvbk9wdGlvbnMSCwoDcmF3GAUgASgIItABChBDb21wbGV0ZVJlc3BvbnNlEgoKAmlkGAEgASgJEg0KBW1vZGVsGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSKwoHY3JlYXRlZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdGV4dBgFIAEoCRIxCg1maW5pc2hfcmVhc29uGAYgASgOMhouYWdlbnRnYXRlLnYxLkZpbmlzaFJlYXNvbhIiCgV1c2FnZRgHIAEoCzITLmFnZW50Z2F0ZS52MS5Vc2FnZSKFAQoVQ29tcGxldGVTdHJlYW1SZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg4KBnByb21wdBgCIAEoCRIOCgZzdWZmaXgYAyABKAkSMAoHb3B0aW9ucxgEIAEoCzIfLmFnZW50Z2F0ZS52MS5HZW5lcmF0aW9uT3B0aW9ucxILCgNyYXcYBSABKAgirwEKFkNvbXBsZXRlU3RyZWFtUmVzcG9uc2USCgoCaWQYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRISCgp0ZXh0X2RlbHRhGAQgASgJEjEKDWZpbmlzaF9yZWFzb24YBSABKA4yGi5hZ2VudGdhdGUudjEuRmluaXNoUmVhc29uEiIKBXVzYWdlGAYgASgLMhMuYWdlbnRnYXRlLnYxLlVzYWdlIocBCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgNEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgNEhQKDHRvdGFsX3Rva2VucxgDIAEoDRIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgEIAEoDRIYChByZWFzb25pbmdfdG9rZW5zGAUgASgNIoICCgVNb2RlbBIKCgJpZBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEhAKCG93bmVkX2J5GAMgASgJEisKB2NyZWF0ZWQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNvbnRleHRfd2luZG93GAUgASgNEjMKDGNhcGFiaWxpdGllcxgGIAMoDjIdLmFnZW50Z2F0ZS52MS5Nb2RlbENhcGFiaWxpdHkSDgoGZmFtaWx5GAcgASgJEhYKDnBhcmFtZXRlcl9zaXplGAggASgJEhQKDHF1YW50aXphdGlvbhgJIAEoCRISCgpzaXplX2J5dGVzGAogASgEIiQKEUxpc3RNb2RlbHNSZXF1ZXN0Eg8KB2JhY2tlbmQYASABKAkicwoSTGlzdE1vZGVsc1Jlc3BvbnNlEiMKBm1vZGVscxgBIAMoCzITLmFnZW50Z2F0ZS52MS5Nb2RlbBI4ChR1bmF2YWlsYWJsZV9iYWNrZW5kcxgCIAMoCzIaLmFnZW50Z2F0ZS52MS5CYWNrZW5kRXJyb3IiMAoMQmFja2VuZEVycm9yEg8KB2JhY2tlbmQYASABKAkSDwoHbWVzc2FnZRgCIAEoCSJVCgxFbWJlZFJlcXVlc3QSDQoFbW9kZWwYASABKAkSDgoGaW5wdXRzGAIgAygJEhcKCmRpbWVuc2lvbnMYAyABKA1IAIgBAUINCgtfZGltZW5zaW9ucyKAAQoNRW1iZWRSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEisKCmVtYmVkZGluZ3MYAyADKAsyFy5hZ2VudGdhdGUudjEuRW1iZWRkaW5nEiIKBXVzYWdlGAQgASgLMhMuYWdlbnRnYXRlLnYxLlVzYWdlIhsKCUVtYmVkZGluZxIOCgZ2YWx1ZXMYASADKAIivQEKEFJldHJpZXZhbE9wdGlvbnMSDQoFcXVlcnkYASABKAkSDAoEcm9vdBgCIAEoCRIaChJtYXhfY29udGV4dF90b2tlbnMYAyABKA0SFQoNbWF4X2NpdGF0aW9ucxgEIAEoDRIuCgdzb3VyY2VzGAUgAygOMh0uYWdlbnRnYXRlLnYxLlJldHJpZXZhbFNvdXJjZRISCgpwYXRoX2dsb2JzGAYgAygJEhUKDXNraXBfYXJ0aWZhY3QYByABKAgiuAEKCENpdGF0aW9uEg0KBWxhYmVsGAEgASgJEgwKBHJvb3QYAiABKAkSDAoEcGF0aBgDIAEoCRISCgpzdGFydF9saW5lGAQgASgNEhAKCGVuZF9saW5lGAUgASgNEi4KB3NvdXJjZXMYBiADKA4yHS5hZ2VudGdhdGUudjEuUmV0cmlldmFsU291cmNlEg0KBXNjb3JlGAcgASgBEg4KBnN5bWJvbBgIIAEoCRIMCgR0ZXh0GAkgASgJInoKD1JldHJpZXZhbFJlc3VsdBIpCgljaXRhdGlvbnMYASADKAsyFi5hZ2VudGdhdGUudjEuQ2l0YXRpb24SFgoOY29udGV4dF90b2tlbnMYAiABKA0SEwoLYXJ0aWZhY3RfaWQYAyABKAkSDwoHbm90aWNlcxgEIAMoCSLQAwoIQXJ0aWZhY3QSCgoCaWQYASABKAkSKwoHY3JlYXRlZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNY29tcGxldGlvbl9pZBgDIAEoCRINCgVtb2RlbBgEIAEoCRIPCgdiYWNrZW5kGAUgASgJEg0KBXF1ZXJ5GAYgASgJEisKCG1lc3NhZ2VzGAcgAygLMhkuYWdlbnRnYXRlLnYxLkNoYXRNZXNzYWdlEhYKDmNvbnRleHRfcHJvbXB0GAggASgJEikKCWNpdGF0aW9ucxgJIAMoCzIWLmFnZW50Z2F0ZS52MS5DaXRhdGlvbhIWCg5jb250ZXh0X3Rva2VucxgKIAEoDRIpCgZhbnN3ZXIYCyABKAsyGS5hZ2VudGdhdGUudjEuQ2hhdE1lc3NhZ2USMQoNZmluaXNoX3JlYXNvbhgMIAEoDjIaLmFnZW50Z2F0ZS52MS5GaW5pc2hSZWFzb24SIgoFdXNhZ2UYDSABKAsyEy5hZ2VudGdhdGUudjEuVXNhZ2USLAoGc3RhdHVzGA4gASgOMhwuYWdlbnRnYXRlLnYxLkFydGlmYWN0U3RhdHVzEg0KBWVycm9yGA8gASgJIkwKFExpc3RBcnRpZmFjdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEg0KBW1vZGVsGAMgASgJIlsKFUxpc3RBcnRpZmFjdHNSZXNwb25zZRIpCglhcnRpZmFjdHMYASADKAsyFi5hZ2VudGdhdGUudjEuQXJ0aWZhY3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiAKEkdldEFydGlmYWN0UmVxdWVzdBIKCgJpZBgBIAEoCSI/ChNHZXRBcnRpZmFjdFJlc3BvbnNlEigKCGFydGlmYWN0GAEgASgLMhYuYWdlbnRnYXRlLnYxLkFydGlmYWN0Kl8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESDQoJUk9MRV9VU0VSEAISEgoOUk9MRV9BU1NJU1RBTlQQAxINCglST0xFX1RPT0wQBCqfAQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEhwKGEZJTklTSF9SRUFTT05fVE9PTF9DQUxMUxADEiAKHEZJTklTSF9SRUFTT05fQ09OVEVOVF9GSUxURVIQBCqHAQoOVG9vbENob2ljZU1vZGUSIAocVE9PTF9DSE9JQ0VfTU9ERV9VTlNQRUNJRklFRBAAEhkKFVRPT0xfQ0hPSUNFX01PREVfQVVUTxABEhkKFVRPT0xfQ0hPSUNFX01PREVfTk9ORRACEh0KGVRPT0xfQ0hPSUNFX01PREVfUkVRVUlSRUQQAyqlAQoSUmVzcG9uc2VGb3JtYXRUeXBlEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX1VOU1BFQ0lGSUVEEAASHQoZUkVTUE9OU0VfRk9STUFUX1RZUEVfVEVYVBABEiQKIFJFU1BPTlNFX0ZPUk1BVF9UWVBFX0pTT05fT0JKRUNUEAISJAogUkVTUE9OU0VfRk9STUFUX1RZUEVfSlNPTl9TQ0hFTUEQAyqgAQoPUmVhc29uaW5nRWZmb3J0EiAKHFJFQVNPTklOR19FRkZPUlRfVU5TUEVDSUZJRUQQABIZChVSRUFTT05JTkdfRUZGT1JUX05PTkUQARIYChRSRUFTT05JTkdfRUZGT1JUX0xPVxACEhsKF1JFQVNPTklOR19FRkZPUlRfTUVESVVNEAMSGQoVUkVBU09OSU5HX0VGRk9SVF9ISUdIEAQq5wEKD01vZGVsQ2FwYWJpbGl0eRIgChxNT0RFTF9DQVBBQklMSVRZX1VOU1BFQ0lGSUVEEAASGQoVTU9ERUxfQ0FQQUJJTElUWV9DSEFUEAESHwobTU9ERUxfQ0FQQUJJTElUWV9DT01QTEVUSU9OEAISHgoaTU9ERUxfQ0FQQUJJTElUWV9FTUJFRERJTkcQAxIaChZNT0RFTF9DQVBBQklMSVRZX1RPT0xTEAQSGwoXTU9ERUxfQ0FQQUJJTElUWV9WSVNJT04QBRIdChlNT0RFTF9DQVBBQklMSVRZX1RISU5LSU5HEAYqiQEKD1JldHJpZXZhbFNvdXJjZRIgChxSRVRSSUVWQUxfU09VUkNFX1VOU1BFQ0lGSUVEEAASGwoXUkVUUklFVkFMX1NPVVJDRV9TRUFSQ0gQARIcChhSRVRSSUVWQUxfU09VUkNFX1NZTUJPTFMQAhIZChVSRVRSSUVWQUxfU09VUkNFX0dSRVAQAyqKAQoOQXJ0aWZhY3RTdGF0dXMSHwobQVJUSUZBQ1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZQVJUSUZBQ1RfU1RBVFVTX0NPTVBMRVRFRBABEhoKFkFSVElGQUNUX1NUQVRVU19GQUlMRUQQAhIcChhBUlRJRkFDVF9TVEFUVVNfQ0FOQ0VMRUQQAzKfBQoRQ29tcGxldGlvblNlcnZpY2USPQoEQ2hhdBIZLmFnZW50Z2F0ZS52MS5DaGF0UmVxdWVzdBoaLmFnZW50Z2F0ZS52MS5DaGF0UmVzcG9uc2USUQoKQ2hhdFN0cmVhbRIfLmFnZW50Z2F0ZS52MS5DaGF0U3RyZWFtUmVxdWVzdBogLmFnZW50Z2F0ZS52MS5DaGF0U3RyZWFtUmVzcG9uc2UwARJJCghDb21wbGV0ZRIdLmFnZW50Z2F0ZS52MS5Db21wbGV0ZVJlcXVlc3QaHi5hZ2VudGdhdGUudjEuQ29tcGxldGVSZXNwb25zZRJdCg5Db21wbGV0ZVN0cmVhbRIjLmFnZW50Z2F0ZS52MS5Db21wbGV0ZVN0cmVhbVJlcXVlc3QaJC5hZ2VudGdhdGUudjEuQ29tcGxldGVTdHJlYW1SZXNwb25zZTABElQKCkxpc3RNb2RlbHMSHy5hZ2VudGdhdGUudjEuTGlzdE1vZGVsc1JlcXVlc3QaIC5hZ2VudGdhdGUudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIgOQAgESQAoFRW1iZWQSGi5hZ2VudGdhdGUudjEuRW1iZWRSZXF1ZXN0GhsuYWdlbnRnYXRlLnYxLkVtYmVkUmVzcG9uc2USXQoNTGlzdEFydGlmYWN0cxIiLmFnZW50Z2F0ZS52MS5MaXN0QXJ0aWZhY3RzUmVxdWVzdBojLmFnZW50Z2F0ZS52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2UiA5ACARJXCgtHZXRBcnRpZmFjdBIgLmFnZW50Z2F0ZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaIS5hZ2VudGdhdGUudjEuR2V0QXJ0aWZhY3RSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * ChatMessage is one turn of a conversation.
@@ -366,6 +366,15 @@ export type ChatRequest = Message<"agentgate.v1.ChatRequest"> & {
    * @generated from field: string conversation_id = 8;
    */
   conversationId: string;
+
+  /**
+   * Retrieval-augmented generation: retrieve context from the search roots,
+   * cite it in a system message and record the exchange as an artifact. A
+   * model id "context/<model>" turns it on with the default options.
+   *
+   * @generated from field: agentgate.v1.RetrievalOptions retrieval = 9;
+   */
+  retrieval?: RetrievalOptions | undefined;
 };
 
 /**
@@ -423,6 +432,13 @@ export type ChatResponse = Message<"agentgate.v1.ChatResponse"> & {
    * @generated from field: agentgate.v1.Usage usage = 7;
    */
   usage?: Usage | undefined;
+
+  /**
+   * With retrieval: the context the answer was given.
+   *
+   * @generated from field: agentgate.v1.RetrievalResult retrieval = 8;
+   */
+  retrieval?: RetrievalResult | undefined;
 };
 
 /**
@@ -491,6 +507,15 @@ export type ChatStreamRequest = Message<"agentgate.v1.ChatStreamRequest"> & {
    * @generated from field: string conversation_id = 8;
    */
   conversationId: string;
+
+  /**
+   * Retrieval-augmented generation: retrieve context from the search roots,
+   * cite it in a system message and record the exchange as an artifact. A
+   * model id "context/<model>" turns it on with the default options.
+   *
+   * @generated from field: agentgate.v1.RetrievalOptions retrieval = 9;
+   */
+  retrieval?: RetrievalOptions | undefined;
 };
 
 /**
@@ -557,6 +582,13 @@ export type ChatStreamResponse = Message<"agentgate.v1.ChatStreamResponse"> & {
    * @generated from field: agentgate.v1.Usage usage = 8;
    */
   usage?: Usage | undefined;
+
+  /**
+   * With retrieval: set on the first frame only, before any delta.
+   *
+   * @generated from field: agentgate.v1.RetrievalResult retrieval = 9;
+   */
+  retrieval?: RetrievalResult | undefined;
 };
 
 /**
@@ -1047,6 +1079,400 @@ export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
   messageDesc(file_agentgate_v1_completion_service, 21);
 
 /**
+ * RetrievalOptions configures retrieval-augmented generation for one chat.
+ *
+ * @generated from message agentgate.v1.RetrievalOptions
+ */
+export type RetrievalOptions = Message<"agentgate.v1.RetrievalOptions"> & {
+  /**
+   * What to retrieve context for; empty means the last user message.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * Search root name; empty means every root.
+   *
+   * @generated from field: string root = 2;
+   */
+  root: string;
+
+  /**
+   * Budget of the injected context in estimated tokens (4 characters each);
+   * 0 means 2048, at most 32768.
+   *
+   * @generated from field: uint32 max_context_tokens = 3;
+   */
+  maxContextTokens: number;
+
+  /**
+   * Most citations; 0 means 16, at most 64.
+   *
+   * @generated from field: uint32 max_citations = 4;
+   */
+  maxCitations: number;
+
+  /**
+   * Sources to retrieve from; empty means all three.
+   *
+   * @generated from field: repeated agentgate.v1.RetrievalSource sources = 5;
+   */
+  sources: RetrievalSource[];
+
+  /**
+   * Only files whose root-relative path matches one of these globs.
+   *
+   * @generated from field: repeated string path_globs = 6;
+   */
+  pathGlobs: string[];
+
+  /**
+   * Do not record the exchange as an artifact.
+   *
+   * @generated from field: bool skip_artifact = 7;
+   */
+  skipArtifact: boolean;
+};
+
+/**
+ * Describes the message agentgate.v1.RetrievalOptions.
+ * Use `create(RetrievalOptionsSchema)` to create a new message.
+ */
+export const RetrievalOptionsSchema: GenMessage<RetrievalOptions> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 22);
+
+/**
+ * Citation is one retrieved range of a file, as it was put in front of the
+ * model.
+ *
+ * @generated from message agentgate.v1.Citation
+ */
+export type Citation = Message<"agentgate.v1.Citation"> & {
+  /**
+   * The label the prompt cites it by: "path:start-end".
+   *
+   * @generated from field: string label = 1;
+   */
+  label: string;
+
+  /**
+   * Search root name.
+   *
+   * @generated from field: string root = 2;
+   */
+  root: string;
+
+  /**
+   * Path relative to the root.
+   *
+   * @generated from field: string path = 3;
+   */
+  path: string;
+
+  /**
+   * First line, 1-based.
+   *
+   * @generated from field: uint32 start_line = 4;
+   */
+  startLine: number;
+
+  /**
+   * Last line, inclusive.
+   *
+   * @generated from field: uint32 end_line = 5;
+   */
+  endLine: number;
+
+  /**
+   * The sources that found (part of) this range.
+   *
+   * @generated from field: repeated agentgate.v1.RetrievalSource sources = 6;
+   */
+  sources: RetrievalSource[];
+
+  /**
+   * Fused reciprocal-rank score; higher is better.
+   *
+   * @generated from field: double score = 7;
+   */
+  score: number;
+
+  /**
+   * The declaration the range covers, when known.
+   *
+   * @generated from field: string symbol = 8;
+   */
+  symbol: string;
+
+  /**
+   * The lines as read from the file when the question was asked. Empty in
+   * ListArtifacts.
+   *
+   * @generated from field: string text = 9;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message agentgate.v1.Citation.
+ * Use `create(CitationSchema)` to create a new message.
+ */
+export const CitationSchema: GenMessage<Citation> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 23);
+
+/**
+ * RetrievalResult says what context an answer was given.
+ *
+ * @generated from message agentgate.v1.RetrievalResult
+ */
+export type RetrievalResult = Message<"agentgate.v1.RetrievalResult"> & {
+  /**
+   * In prompt order, best first.
+   *
+   * @generated from field: repeated agentgate.v1.Citation citations = 1;
+   */
+  citations: Citation[];
+
+  /**
+   * Estimated tokens of the injected system message.
+   *
+   * @generated from field: uint32 context_tokens = 2;
+   */
+  contextTokens: number;
+
+  /**
+   * The artifact recording this exchange; empty with skip_artifact. On a
+   * stream it is written when the stream ends.
+   *
+   * @generated from field: string artifact_id = 3;
+   */
+  artifactId: string;
+
+  /**
+   * Sources that failed or found nothing usable, and why; the answer used
+   * the others.
+   *
+   * @generated from field: repeated string notices = 4;
+   */
+  notices: string[];
+};
+
+/**
+ * Describes the message agentgate.v1.RetrievalResult.
+ * Use `create(RetrievalResultSchema)` to create a new message.
+ */
+export const RetrievalResultSchema: GenMessage<RetrievalResult> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 24);
+
+/**
+ * Artifact is one recorded retrieval-augmented exchange.
+ *
+ * @generated from message agentgate.v1.Artifact
+ */
+export type Artifact = Message<"agentgate.v1.Artifact"> & {
+  /**
+   * Id ("art_...").
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created = 2;
+   */
+  created?: Timestamp | undefined;
+
+  /**
+   * The completion's id ("chatcmpl-...").
+   *
+   * @generated from field: string completion_id = 3;
+   */
+  completionId: string;
+
+  /**
+   * Model id as the client sent it.
+   *
+   * @generated from field: string model = 4;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string backend = 5;
+   */
+  backend: string;
+
+  /**
+   * What context was retrieved for.
+   *
+   * @generated from field: string query = 6;
+   */
+  query: string;
+
+  /**
+   * The conversation as the client sent it (without the injected context).
+   * Empty in ListArtifacts.
+   *
+   * @generated from field: repeated agentgate.v1.ChatMessage messages = 7;
+   */
+  messages: ChatMessage[];
+
+  /**
+   * The injected system message. Empty in ListArtifacts.
+   *
+   * @generated from field: string context_prompt = 8;
+   */
+  contextPrompt: string;
+
+  /**
+   * @generated from field: repeated agentgate.v1.Citation citations = 9;
+   */
+  citations: Citation[];
+
+  /**
+   * Estimated tokens of context_prompt.
+   *
+   * @generated from field: uint32 context_tokens = 10;
+   */
+  contextTokens: number;
+
+  /**
+   * The answer (as far as it got when the exchange failed or was canceled).
+   *
+   * @generated from field: agentgate.v1.ChatMessage answer = 11;
+   */
+  answer?: ChatMessage | undefined;
+
+  /**
+   * @generated from field: agentgate.v1.FinishReason finish_reason = 12;
+   */
+  finishReason: FinishReason;
+
+  /**
+   * @generated from field: agentgate.v1.Usage usage = 13;
+   */
+  usage?: Usage | undefined;
+
+  /**
+   * @generated from field: agentgate.v1.ArtifactStatus status = 14;
+   */
+  status: ArtifactStatus;
+
+  /**
+   * Why the exchange failed, when it did.
+   *
+   * @generated from field: string error = 15;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message agentgate.v1.Artifact.
+ * Use `create(ArtifactSchema)` to create a new message.
+ */
+export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 25);
+
+/**
+ * ListArtifactsRequest pages through recorded exchanges, newest first.
+ *
+ * @generated from message agentgate.v1.ListArtifactsRequest
+ */
+export type ListArtifactsRequest = Message<"agentgate.v1.ListArtifactsRequest"> & {
+  /**
+   * Most artifacts per page; 0 means 50, at most 500.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only exchanges with this model id (as the client sent it).
+   *
+   * @generated from field: string model = 3;
+   */
+  model: string;
+};
+
+/**
+ * Describes the message agentgate.v1.ListArtifactsRequest.
+ * Use `create(ListArtifactsRequestSchema)` to create a new message.
+ */
+export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 26);
+
+/**
+ * ListArtifactsResponse is one page of artifacts.
+ *
+ * @generated from message agentgate.v1.ListArtifactsResponse
+ */
+export type ListArtifactsResponse = Message<"agentgate.v1.ListArtifactsResponse"> & {
+  /**
+   * @generated from field: repeated agentgate.v1.Artifact artifacts = 1;
+   */
+  artifacts: Artifact[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message agentgate.v1.ListArtifactsResponse.
+ * Use `create(ListArtifactsResponseSchema)` to create a new message.
+ */
+export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 27);
+
+/**
+ * GetArtifactRequest names one artifact.
+ *
+ * @generated from message agentgate.v1.GetArtifactRequest
+ */
+export type GetArtifactRequest = Message<"agentgate.v1.GetArtifactRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message agentgate.v1.GetArtifactRequest.
+ * Use `create(GetArtifactRequestSchema)` to create a new message.
+ */
+export const GetArtifactRequestSchema: GenMessage<GetArtifactRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 28);
+
+/**
+ * GetArtifactResponse holds the artifact.
+ *
+ * @generated from message agentgate.v1.GetArtifactResponse
+ */
+export type GetArtifactResponse = Message<"agentgate.v1.GetArtifactResponse"> & {
+  /**
+   * @generated from field: agentgate.v1.Artifact artifact = 1;
+   */
+  artifact?: Artifact | undefined;
+};
+
+/**
+ * Describes the message agentgate.v1.GetArtifactResponse.
+ * Use `create(GetArtifactResponseSchema)` to create a new message.
+ */
+export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_completion_service, 29);
+
+/**
  * Role is the author of a chat message.
  *
  * @generated from enum agentgate.v1.Role
@@ -1299,6 +1725,83 @@ export const ModelCapabilitySchema: GenEnum<ModelCapability> = /*@__PURE__*/
   enumDesc(file_agentgate_v1_completion_service, 5);
 
 /**
+ * RetrievalSource is where a piece of retrieved context came from.
+ *
+ * @generated from enum agentgate.v1.RetrievalSource
+ */
+export enum RetrievalSource {
+  /**
+   * @generated from enum value: RETRIEVAL_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Hybrid lexical + vector search over the index (SearchService.Search).
+   *
+   * @generated from enum value: RETRIEVAL_SOURCE_SEARCH = 1;
+   */
+  SEARCH = 1,
+
+  /**
+   * A declaration whose name the question mentions (SearchService.FindSymbols).
+   *
+   * @generated from enum value: RETRIEVAL_SOURCE_SYMBOLS = 2;
+   */
+  SYMBOLS = 2,
+
+  /**
+   * A literal occurrence of an identifier the question mentions
+   * (SearchService.Grep).
+   *
+   * @generated from enum value: RETRIEVAL_SOURCE_GREP = 3;
+   */
+  GREP = 3,
+}
+
+/**
+ * Describes the enum agentgate.v1.RetrievalSource.
+ */
+export const RetrievalSourceSchema: GenEnum<RetrievalSource> = /*@__PURE__*/
+  enumDesc(file_agentgate_v1_completion_service, 6);
+
+/**
+ * ArtifactStatus says how a recorded exchange ended.
+ *
+ * @generated from enum agentgate.v1.ArtifactStatus
+ */
+export enum ArtifactStatus {
+  /**
+   * @generated from enum value: ARTIFACT_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ARTIFACT_STATUS_COMPLETED = 1;
+   */
+  COMPLETED = 1,
+
+  /**
+   * The backend failed; error says why.
+   *
+   * @generated from enum value: ARTIFACT_STATUS_FAILED = 2;
+   */
+  FAILED = 2,
+
+  /**
+   * The client went away or canceled before the answer was complete.
+   *
+   * @generated from enum value: ARTIFACT_STATUS_CANCELED = 3;
+   */
+  CANCELED = 3,
+}
+
+/**
+ * Describes the enum agentgate.v1.ArtifactStatus.
+ */
+export const ArtifactStatusSchema: GenEnum<ArtifactStatus> = /*@__PURE__*/
+  enumDesc(file_agentgate_v1_completion_service, 7);
+
+/**
  * CompletionService serves chat and text completions and embeddings from the
  * configured backends (Ollama, OpenAI-compatible upstreams, the Codex CLI).
  * A model id routes to one backend: "<backend>/<model>" names it explicitly,
@@ -1367,6 +1870,27 @@ export const CompletionService: GenService<{
     methodKind: "unary";
     input: typeof EmbedRequestSchema;
     output: typeof EmbedResponseSchema;
+  },
+  /**
+   * ListArtifacts lists the recorded retrieval-augmented exchanges, newest
+   * first, without their messages and citation texts (GetArtifact has them).
+   *
+   * @generated from rpc agentgate.v1.CompletionService.ListArtifacts
+   */
+  listArtifacts: {
+    methodKind: "unary";
+    input: typeof ListArtifactsRequestSchema;
+    output: typeof ListArtifactsResponseSchema;
+  },
+  /**
+   * GetArtifact returns one recorded retrieval-augmented exchange in full.
+   *
+   * @generated from rpc agentgate.v1.CompletionService.GetArtifact
+   */
+  getArtifact: {
+    methodKind: "unary";
+    input: typeof GetArtifactRequestSchema;
+    output: typeof GetArtifactResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentgate_v1_completion_service, 0);

@@ -4,11 +4,13 @@
  * completion gateway, translate back.
  */
 import type { FastifyInstance, FastifyReply } from "fastify";
-import type { CompletionGateway } from "../../completion/completion-gateway.js";
+import type { ChatStream, CompletionGateway } from "../../completion/completion-gateway.js";
+import type { RetrievalResult } from "../../retrieval/types.js";
 import { validateChatRequest, validateCompletionRequest, validateEmbedRequest } from "../../completion/validate.js";
 import { GatewayError } from "../../errors/gateway-error.js";
 import type { Metrics } from "../../observability/metrics.js";
 import { codexModelCatalog, type CodexCatalogOptions } from "../../codex/model-catalog.js";
+import { retrievalRequested, type RetrievalChat } from "../../retrieval/retrieval-chat.js";
 import { clientGone } from "../client-gone.js";
 import { pipeEvents } from "../pipe-events.js";
 import { SseStream } from "../sse.js";
@@ -36,9 +38,12 @@ import {
   wireToolCalls,
   wireUsage,
 } from "./translate.js";
+import { toRetrievalOptions, wireRetrievalContext } from "./retrieval-translate.js";
 
 export interface OpenAIRoutesDeps {
   gateway: CompletionGateway;
+  /** Chats with a `retrieval` field or a `context/` model id go here. */
+  retrievalChat: RetrievalChat;
   metrics: Metrics;
   /** Aborted when the shutdown grace period ends: open streams finish with an error event. */
   shutdown: AbortSignal;
@@ -49,7 +54,7 @@ export interface OpenAIRoutesDeps {
 const TAGS = ["openai"];
 
 export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRoutesDeps): Promise<void> {
-  const { gateway, metrics, shutdown, catalog } = deps;
+  const { gateway, retrievalChat, metrics, shutdown, catalog } = deps;
 
   app.post<{ Body: ChatCompletionRequest }>(
     "/v1/chat/completions",
@@ -65,13 +70,17 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
       const body = request.body;
       const req = toDomainChat(body);
       validateChatRequest(req);
+      const retrieval = retrievalRequested(req.model, toRetrievalOptions(body.retrieval));
       if (!body.stream) {
-        const result = await gateway.chat(req, clientGone(reply));
-        return chatCompletionBody(result);
+        if (!retrieval) return chatCompletionBody(await gateway.chat(req, clientGone(reply)));
+        const result = await retrievalChat.chat(req, retrieval.options, clientGone(reply));
+        return { ...chatCompletionBody(result), retrieval_context: wireRetrievalContext(result.retrieval) };
       }
       const includeUsage = body.stream_options?.include_usage === true;
       const sse = new SseStream(reply, shutdown);
-      const s = await gateway.chatStream(req, sse.signal);
+      const s: ChatStream & { retrieval?: RetrievalResult } = retrieval
+        ? await retrievalChat.chatStream(req, retrieval.options, sse.signal)
+        : await gateway.chatStream(req, sse.signal);
       let roleSent = false;
       let toolCallsSent = 0;
       await pipeEvents(
@@ -80,7 +89,10 @@ export async function registerOpenAIRoutes(app: FastifyInstance, deps: OpenAIRou
         async (e) => {
           if (!roleSent) {
             roleSent = true;
-            await sse.send(chatChunk(s, { role: "assistant", content: "" }, null, includeUsage));
+            const first = chatChunk(s, { role: "assistant", content: "" }, null, includeUsage);
+            // The citations ride on the first chunk, before any text.
+            if (s.retrieval) first.retrieval_context = wireRetrievalContext(s.retrieval);
+            await sse.send(first);
           }
           if (e.type === "delta") {
             const delta: Record<string, unknown> = {};

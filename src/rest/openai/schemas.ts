@@ -124,6 +124,59 @@ const ResponseFormatSchema = Type.Union([
   ),
 ]);
 
+/** Extension: retrieval-augmented generation (the earlier codex-context), src/retrieval/. */
+const RetrievalRequestSchema = Type.Union(
+  [
+    Type.Boolean(),
+    Type.Object(
+      {
+        query: Type.Optional(
+          Type.String({ maxLength: 4000, description: "What to retrieve for; default the last user message" }),
+        ),
+        root: Type.Optional(Type.String({ maxLength: 4096, description: "Search root name; default every root" })),
+        max_context_tokens: Type.Optional(
+          Type.Integer({ minimum: 0, maximum: 32_768, description: "Budget in estimated tokens; 0 or unset: 2048" }),
+        ),
+        max_citations: Type.Optional(Type.Integer({ minimum: 0, maximum: 64, description: "0 or unset: 16" })),
+        sources: Type.Optional(
+          Type.Array(StringEnum(["search", "symbols", "grep"]), { maxItems: 3, description: "Default all three" }),
+        ),
+        path_globs: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 100 })),
+        skip_artifact: Type.Optional(Type.Boolean({ description: "Do not record the exchange as an artifact" })),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  {
+    description:
+      "Extension: retrieve context from the search roots, cite it as path:start-end in a system message, return the citations in retrieval_context and record the exchange (model ids context/<model> turn it on too)",
+  },
+);
+
+const CitationSchema = Type.Object({
+  label: Type.String({ description: "path:start-end, as the prompt cites it" }),
+  root: Type.String(),
+  path: Type.String(),
+  start_line: Type.Integer(),
+  end_line: Type.Integer(),
+  sources: Type.Array(Type.String()),
+  score: Type.Number(),
+  symbol: Type.String(),
+  text: Type.String(),
+});
+
+const RetrievalContextSchema = Type.Object(
+  {
+    citations: Type.Array(CitationSchema),
+    tokens_injected: Type.Integer({ description: "Estimated tokens of the injected context" }),
+    artifact_id: Type.String({
+      description: "The recorded exchange (CompletionService.GetArtifact); empty with skip_artifact",
+    }),
+    notices: Type.Array(Type.String()),
+  },
+  { description: "Extension: the context a retrieval-augmented answer was given (on the first chunk when streaming)" },
+);
+
 export const ChatCompletionRequest = Type.Object(
   {
     model: Type.String({ minLength: 1, maxLength: 256 }),
@@ -143,6 +196,7 @@ export const ChatCompletionRequest = Type.Object(
           "Extension: keeps a stateful backend's conversation (a Codex thread) across requests; later requests need only the new messages",
       }),
     ),
+    retrieval: Type.Optional(RetrievalRequestSchema),
   },
   { additionalProperties: true, $id: "CreateChatCompletionRequest" },
 );
@@ -237,6 +291,7 @@ export const ChatCompletionResponse = Type.Object(
       }),
     ),
     usage: UsageSchema,
+    retrieval_context: Type.Optional(RetrievalContextSchema),
   },
   {
     description:
