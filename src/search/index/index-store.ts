@@ -306,7 +306,12 @@ const toChunk = (x: ChunkRow): StoredChunk => ({
   content: x.content,
 });
 
+/** Runs first in every transaction that replaces or removes a file's rows. */
 async function deleteRows(q: Queryable, root: string, path: string): Promise<void> {
+  // Replicas sharing a database watch the same roots and may index one file at once. The lock
+  // serialises them; under READ COMMITTED each later statement sees the other's committed rows, so
+  // the second replaces them instead of failing on search_files' primary key.
+  await q.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))`, [root, path]);
   await q.query(`DELETE FROM search_chunks WHERE root = $1 AND path = $2`, [root, path]);
   await q.query(`DELETE FROM search_symbols WHERE root = $1 AND path = $2`, [root, path]);
   await q.query(`DELETE FROM search_files WHERE root = $1 AND path = $2`, [root, path]);
