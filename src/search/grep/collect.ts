@@ -37,11 +37,13 @@ export class MatchCollector {
       }
       const { text, map } = decodeLine(m.raw);
       const subs: GrepSubmatch[] = [];
+      let bytes: Buffer | undefined;
       for (const [s, e] of m.subs) {
+        bytes ??= Buffer.from(text);
         const start = map(s);
-        if (start >= Buffer.byteLength(text)) continue;
-        const end = Math.min(map(e), Buffer.byteLength(text));
-        subs.push({ start, end, text: Buffer.from(text).subarray(start, end).toString("utf8") });
+        if (start >= bytes.length) continue;
+        const end = Math.min(map(e), bytes.length);
+        subs.push({ start, end, text: bytes.toString("utf8", start, end) });
       }
       this.matches.push({
         root: this.rootName,
@@ -67,6 +69,13 @@ export class MatchCollector {
   }
 }
 
+/** cutUtf8 for text that is valid UTF-8 already in hand as bytes. */
+function cutValid(buf: Buffer): string {
+  let end = MAX_LINE_BYTES;
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.toString("utf8", 0, end);
+}
+
 /**
  * A raw line as text (invalid UTF-8 replaced, "\r" ending dropped, capped at MAX_LINE_BYTES),
  * with a map from raw byte offsets to byte offsets in that text.
@@ -77,7 +86,8 @@ export function decodeLine(raw: Uint8Array): { text: string; map: (off: number) 
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const full = buf.toString("utf8");
   const valid = Buffer.byteLength(full) === buf.length && !full.includes("\uFFFD");
-  const text = cutUtf8(full, MAX_LINE_BYTES);
+  // Valid UTF-8 is its own encoding: short lines need no cut, long ones are cut on the raw bytes.
+  const text = !valid ? cutUtf8(full, MAX_LINE_BYTES) : buf.length <= MAX_LINE_BYTES ? full : cutValid(buf);
   const map = valid
     ? (off: number) => Math.min(off, buf.length)
     : (off: number) => Buffer.byteLength(buf.subarray(0, Math.min(off, buf.length)).toString("utf8"));
