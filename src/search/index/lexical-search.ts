@@ -26,6 +26,18 @@ export interface LexicalQuery {
 const K1 = 1.2;
 const B = 0.75;
 const DEFAULT_CANDIDATES = 300;
+/**
+ * Candidates are fetched by the rarest lexemes only, while together they match at most this many
+ * chunks (at least one lexeme always). Ranking every chunk that holds a common word ("return") made a
+ * query at 54k chunks take ~350 ms; a chunk with only common words scores low in BM25 anyway.
+ */
+const CANDIDATE_MATCH_BUDGET = 4000;
+/**
+ * Document frequencies are cached per root set until this indexer changes the index (invalidate) or,
+ * for changes another replica makes, for a minute (they move slowly and only weigh terms).
+ */
+const MAX_CACHED_DF = 100_000;
+const DF_TTL_MS = 60_000;
 /** Corpus statistics (chunk count, mean length) are reused this long. */
 const STATS_TTL_MS = 10_000;
 
@@ -37,12 +49,15 @@ interface CorpusStats {
 
 export class LexicalSearch {
   private readonly stats = new Map<string, CorpusStats>();
+  private readonly df = new Map<string, number>();
+  private dfSince = 0;
 
   constructor(private readonly db: Database) {}
 
   /** Forget cached statistics (the indexer calls this after a run). */
   invalidate(): void {
     this.stats.clear();
+    this.df.clear();
   }
 
   async search(query: string, q: LexicalQuery): Promise<LexicalHit[]> {
@@ -54,6 +69,18 @@ export class LexicalSearch {
     );
     const lexemes = lx.rows.map((r) => r.l);
     if (lexemes.length === 0) return [];
+    const [stats, df] = await Promise.all([this.corpus(q.roots), this.documentFrequencies(lexemes, q.roots)]);
+    const rarestFirst = [...lexemes].sort((a, b) => (df.get(a) ?? 0) - (df.get(b) ?? 0));
+    const matchers: string[] = [];
+    let matched = 0;
+    for (const l of rarestFirst) {
+      const n = df.get(l) ?? 0;
+      if (n === 0) continue;
+      if (matchers.length > 0 && matched + n > CANDIDATE_MATCH_BUDGET) break;
+      matchers.push(l);
+      matched += n;
+    }
+    if (matchers.length === 0) return [];
 
     // Lexemes are quoted (quote_literal), so no character of theirs is read as tsquery syntax.
     const tsquery = `to_tsquery('simple', array_to_string(array(SELECT quote_literal(x) FROM unnest($1::text[]) x), ' | '))`;
@@ -75,11 +102,9 @@ export class LexicalSearch {
        WHERE lexemes @@ q AND root = ANY($2::text[]) AND (cardinality($3::text[]) = 0 OR language = ANY($3::text[]))
        ORDER BY ts_rank(lexemes, q) DESC, id
        LIMIT $4`,
-      [lexemes, q.roots, q.languages, q.candidates ?? DEFAULT_CANDIDATES],
+      [matchers, q.roots, q.languages, q.candidates ?? DEFAULT_CANDIDATES],
     );
     if (rows.rows.length === 0) return [];
-
-    const [stats, df] = await Promise.all([this.corpus(q.roots), this.documentFrequencies(lexemes, q.roots)]);
     const hits = rows.rows.map((r) => {
       const tf = termFrequencies(r.lx);
       let score = 0;
@@ -106,14 +131,33 @@ export class LexicalSearch {
     return hits.slice(0, q.limit);
   }
 
+  /** Chunks holding each lexeme; counted once per root set until the index changes. */
   private async documentFrequencies(lexemes: string[], roots: string[]): Promise<Map<string, number>> {
+    if (Date.now() - this.dfSince > DF_TTL_MS) {
+      this.df.clear();
+      this.dfSince = Date.now();
+    }
+    const prefix = `${[...roots].sort().join("\0")}\0\0`;
+    const out = new Map<string, number>();
+    const missing: string[] = [];
+    for (const l of lexemes) {
+      const n = this.df.get(prefix + l);
+      if (n === undefined) missing.push(l);
+      else out.set(l, n);
+    }
+    if (missing.length === 0) return out;
     const r = await this.db.query<{ l: string; n: string }>(
       `SELECT x AS l, (SELECT count(*) FROM search_chunks
                        WHERE lexemes @@ to_tsquery('simple', quote_literal(x)) AND root = ANY($2::text[])) AS n
        FROM unnest($1::text[]) AS x`,
-      [lexemes, roots],
+      [missing, roots],
     );
-    return new Map(r.rows.map((x) => [x.l, Number(x.n)]));
+    if (this.df.size + missing.length > MAX_CACHED_DF) this.df.clear();
+    for (const x of r.rows) {
+      out.set(x.l, Number(x.n));
+      this.df.set(prefix + x.l, Number(x.n));
+    }
+    return out;
   }
 
   private async corpus(roots: string[]): Promise<CorpusStats> {
