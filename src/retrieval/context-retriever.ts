@@ -21,7 +21,7 @@ import {
   estimateTokens,
   type PromptEntry,
 } from "./context-prompt.js";
-import { alternationOf, queryTerms } from "./query-terms.js";
+import { alternationOf, queryTerms, type QueryTerms } from "./query-terms.js";
 import {
   RETRIEVAL_SOURCES,
   type Citation,
@@ -97,10 +97,11 @@ export class ContextRetriever {
       : [...this.search.roots.list()];
 
     const notices: string[] = [];
+    const terms = queryTerms(query);
     const rankings = await Promise.all(
       sources.map(async (source) => {
         try {
-          const ranked = await this.fromSource(source, query, roots, pathGlobs, maxCitations, notices, signal);
+          const ranked = await this.fromSource(source, query, terms, roots, pathGlobs, maxCitations, notices, signal);
           return ranked.filter((c) => pathOk(c.path));
         } catch (err) {
           const e = asGatewayError(err);
@@ -119,6 +120,7 @@ export class ContextRetriever {
   private fromSource(
     source: RetrievalSource,
     query: string,
+    terms: QueryTerms,
     roots: SearchRoot[],
     pathGlobs: string[],
     maxCitations: number,
@@ -126,7 +128,6 @@ export class ContextRetriever {
     signal?: AbortSignal,
   ): Promise<Candidate[]> {
     if (source === "search") return this.fromSearch(query, roots, pathGlobs, maxCitations, notices);
-    const terms = queryTerms(query);
     if (source === "symbols") {
       const names = [...terms.identifiers, ...terms.words];
       if (!names.length) notices.push("symbols: the query names no identifiers");

@@ -284,7 +284,8 @@ export class IndexStore {
   }
 }
 
-type ChunkRow = {
+/** A search_chunks row as selected with CHUNK_COLUMNS. */
+export type ChunkRow = {
   id: string;
   root: string;
   path: string;
@@ -294,8 +295,8 @@ type ChunkRow = {
   symbol: string;
   content: string;
 };
-const CHUNK_COLUMNS = "id, root, path, start_line, end_line, language, symbol, content";
-const toChunk = (x: ChunkRow): StoredChunk => ({
+export const CHUNK_COLUMNS = "id, root, path, start_line, end_line, language, symbol, content";
+export const toChunk = (x: ChunkRow): StoredChunk => ({
   id: x.id,
   root: x.root,
   path: x.path,

@@ -5,7 +5,7 @@
  * each term by how few chunks contain it (notes/storage-search.md §3 measured BM25 best on code).
  */
 import type { Database } from "../../storage/database.js";
-import type { StoredChunk } from "./index-store.js";
+import { CHUNK_COLUMNS, toChunk, type ChunkRow, type StoredChunk } from "./index-store.js";
 import { queryTerms } from "./lexemes.js";
 
 export interface LexicalHit {
@@ -84,20 +84,8 @@ export class LexicalSearch {
 
     // Lexemes are quoted (quote_literal), so no character of theirs is read as tsquery syntax.
     const tsquery = `to_tsquery('simple', array_to_string(array(SELECT quote_literal(x) FROM unnest($1::text[]) x), ' | '))`;
-    const rows = await this.db.query<{
-      id: string;
-      root: string;
-      path: string;
-      start_line: number;
-      end_line: number;
-      language: string;
-      symbol: string;
-      content: string;
-      lx: string;
-      len: number;
-    }>(
-      `SELECT id, root, path, start_line, end_line, language, symbol, content, lexemes::text AS lx,
-              length(lexemes) AS len
+    const rows = await this.db.query<ChunkRow & { lx: string; len: number }>(
+      `SELECT ${CHUNK_COLUMNS}, lexemes::text AS lx, length(lexemes) AS len
        FROM search_chunks, ${tsquery} AS q
        WHERE lexemes @@ q AND root = ANY($2::text[]) AND (cardinality($3::text[]) = 0 OR language = ANY($3::text[]))
        ORDER BY ts_rank(lexemes, q) DESC, id
@@ -115,17 +103,7 @@ export class LexicalSearch {
         const idf = Math.log(1 + (stats.chunks - n + 0.5) / (n + 0.5));
         score += (idf * (f * (K1 + 1))) / (f + K1 * (1 - B + (B * r.len) / Math.max(stats.meanLength, 1)));
       }
-      const chunk: StoredChunk = {
-        id: r.id,
-        root: r.root,
-        path: r.path,
-        startLine: r.start_line,
-        endLine: r.end_line,
-        language: r.language,
-        symbol: r.symbol,
-        content: r.content,
-      };
-      return { chunk, score };
+      return { chunk: toChunk(r), score };
     });
     hits.sort((a, b) => b.score - a.score || (a.chunk.id < b.chunk.id ? -1 : 1));
     return hits.slice(0, q.limit);
