@@ -15,6 +15,10 @@ import { SearchService } from "../gen/agentgate/v1/search_service_pb.js";
 import { AgentSupervisor } from "./agents/agent-supervisor.js";
 import type { JobManager } from "./jobs/job-manager.js";
 import { openJobs } from "./jobs/jobs-module.js";
+import { openEndpoints, type EndpointDomain } from "./endpoints/endpoints-module.js";
+import { endpointService } from "./rpc/endpoint-service.js";
+import { registerDreamRoutes } from "./rest/endpoints/dream-routes.js";
+import { registerEndpointRoutes } from "./rest/endpoints/endpoint-routes.js";
 import { searchService } from "./rpc/search-service.js";
 import { openSearch, type SearchDomain } from "./search/search-module.js";
 import { openRetrieval } from "./retrieval/retrieval-module.js";
@@ -42,7 +46,6 @@ import { agentService } from "./rpc/agent-service.js";
 import { jobService } from "./rpc/job-service.js";
 import { completionService } from "./rpc/completion-service.js";
 import { grpcServiceModule } from "./rpc/grpc-services.js";
-import { registerNotYetImplemented } from "./rpc/not-yet-implemented.js";
 import { buildApp, type RouteModule } from "./server/app.js";
 import { TokenAuth } from "./server/auth.js";
 import { RateLimiter } from "./server/rate-limiter.js";
@@ -73,6 +76,8 @@ export interface Agentgate {
   readonly jobs: JobManager;
   /** The search domain (SearchService): roots, index, indexer. */
   readonly search: SearchDomain;
+  /** Dreamed endpoints (EndpointService, /endpoints, /dream/...). */
+  readonly endpoints: EndpointDomain;
   readonly metrics: Metrics;
   readonly health: HealthRegistry;
   /** Listens on config.bind; resolves to the bound address (port 0 picks one). */
@@ -80,8 +85,6 @@ export interface Agentgate {
   /** Graceful: stop accepting, let streams finish within the grace period, end the rest, close storage. */
   close(): Promise<void>;
 }
-
-const FUTURE_SERVICES = [{ service: EndpointService, capability: "dreamed endpoints (the EndpointService issue)" }];
 
 export function buildBackends(config: Config, deps: { db: Database; logger?: Logger }): Backend[] {
   return [
@@ -144,6 +147,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
   const { jobs, callbacks, sessions, triggers } = await openJobs(config, { db, instanceId, logger, uidPool, tools });
   const search = await openSearch(config, { db, tools, logger });
   const retrieval = openRetrieval({ gateway, search, db, logger });
+  const endpoints = openEndpoints(config, { db, jobs, callbacks, tools, uidPool, shutdown: shutdown.signal, logger });
 
   const completionModule: RouteModule = {
     services: [
@@ -151,7 +155,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       AgentService.typeName,
       JobService.typeName,
       SearchService.typeName,
-      ...FUTURE_SERVICES.map((f) => f.service.typeName),
+      EndpointService.typeName,
     ],
     rest: async (app) => {
       await registerOpenAIRoutes(app, {
@@ -173,18 +177,20 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
       await registerGatewayRoutes(app, { jobs });
       await registerGatewaySessionRoutes(app, { jobs, sessions });
       await registerGatewayTriggerRoutes(app, { jobs, triggers });
+      await registerEndpointRoutes(app, { catalog: endpoints.catalog });
+      await registerDreamRoutes(app, { invoker: endpoints.invoker, store: endpoints.store });
     },
     rpc: (r) => {
       r.service(CompletionService, completionService({ gateway, ...retrieval, metrics }));
       r.service(JobService, jobService(jobs, sessions, triggers));
       r.service(SearchService, searchService(search));
+      r.service(EndpointService, endpointService(endpoints.catalog));
       // Terminal output goes out uncompressed: gzip of every small, latency-bound output frame cost
       // more CPU on both ends than it saved on loopback (bench/agents). Compressed requests are
       // still accepted.
       r.service(AgentService, agentService(agents, { messageLimitBytes: config.rpcMessageLimitBytes }), {
         compressMinBytes: Number.MAX_SAFE_INTEGER,
       });
-      for (const f of FUTURE_SERVICES) registerNotYetImplemented(r, f.service, f.capability);
     },
   };
   const serviceNames = completionModule.services!;
@@ -222,6 +228,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
     agents,
     jobs,
     search,
+    endpoints,
     metrics,
     health,
     async listen() {
@@ -263,6 +270,7 @@ export async function createAgentgate(config: Config, options: AgentgateOptions 
         const agentsClosed = agents.close();
         const jobsClosed = triggers
           .close()
+          .then(() => endpoints.close())
           .then(() => jobs.close())
           .finally(() => callbacks.close());
         try {

@@ -52,6 +52,14 @@ export interface Config {
   searchWatch: boolean;
   backends: OpenAIBackendConfig[];
   embedModel: string;
+  /** Dreamed endpoints (docs/endpoints.md). */
+  endpoints: {
+    similarity: number;
+    ttlSeconds: number;
+    refreshAheadSeconds: number;
+    handlerTimeoutMs: number;
+    sandbox: Values["endpointSandbox"];
+  };
   ollamaNumCtx: number;
   rateLimitRpm: number;
   bodyLimitBytes: number;
@@ -205,6 +213,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     searchWatch: v.searchWatch,
     backends: parseBackends(v.backends, env),
     embedModel: v.embedModel,
+    endpoints: {
+      similarity: v.endpointSimilarity,
+      ttlSeconds: v.endpointTtlSeconds,
+      refreshAheadSeconds: v.endpointRefreshAheadSeconds,
+      handlerTimeoutMs: v.endpointHandlerTimeoutMs,
+      sandbox: v.endpointSandbox,
+    },
     ollamaNumCtx: v.ollamaNumCtx,
     rateLimitRpm: v.rateLimitRpm,
     bodyLimitBytes: v.bodyLimitBytes,

@@ -354,6 +354,47 @@ export const settings = {
     defaultText: "nomic-embed-text",
     parse: parsers.requiredString("nomic-embed-text"),
   }),
+  endpointSimilarity: setting({
+    env: "ENDPOINT_SIMILARITY",
+    flag: "endpoint-similarity",
+    description: "cosine similarity (0-1) at or above which a description is the same dreamed endpoint (a cache hit)",
+    defaultText: "0.9",
+    parse: (raw, name) => {
+      if (raw === undefined || raw.trim() === "") return 0.9;
+      const n = Number(raw.trim());
+      if (!/^\d*\.?\d+$/.test(raw.trim()) || n < 0 || n > 1) fail(name, raw, "expected a number from 0 to 1");
+      return n;
+    },
+  }),
+  endpointTtlSeconds: setting({
+    env: "ENDPOINT_TTL_SECONDS",
+    flag: "endpoint-ttl-seconds",
+    description: "how long a dreamed endpoint stays fresh when its request names no ttl (0: forever)",
+    defaultText: "604800",
+    parse: (raw, name) => parsers.int(604_800, 0, 10 * 365 * 86_400)(raw, name)!,
+  }),
+  endpointRefreshAheadSeconds: setting({
+    env: "ENDPOINT_REFRESH_AHEAD_SECONDS",
+    flag: "endpoint-refresh-ahead-seconds",
+    description:
+      "re-dream endpoints this long before they expire, without waiting for a request (0: expired endpoints are re-dreamed on their next DreamEndpoint)",
+    defaultText: "0",
+    parse: (raw, name) => parsers.int(0, 0, 365 * 86_400)(raw, name)!,
+  }),
+  endpointHandlerTimeoutMs: setting({
+    env: "ENDPOINT_HANDLER_TIMEOUT_MS",
+    flag: "endpoint-handler-timeout-ms",
+    description: "longest run of a dreamed endpoint's handler per call (validation and /dream requests)",
+    defaultText: "10000",
+    parse: (raw, name) => parsers.int(10_000, 100, 600_000)(raw, name)!,
+  }),
+  endpointSandbox: setting({
+    env: "ENDPOINT_SANDBOX",
+    flag: "endpoint-sandbox",
+    description: "sandbox of dreamed endpoints' handlers: bwrap, or none (handlers then run unconfined)",
+    defaultText: "bwrap",
+    parse: parsers.oneOf("bwrap", ["bwrap", "none"] as const),
+  }),
   ollamaNumCtx: setting({
     env: "OLLAMA_NUM_CTX",
     flag: "ollama-num-ctx",

@@ -24,6 +24,7 @@ import type { CodexCommand } from "../backends/codex/locate-codex.js";
 import {
   createJobWorkspace,
   readJobResults,
+  readOutputFiles,
   removeJobWorkspace,
   renderInstructions,
   writeContextFiles,
@@ -316,7 +317,16 @@ export class JobRunner {
           summary: results.summary,
           error: results.error,
         };
-      return { ...base(), exitCode, status: "succeeded", output: results.output, summary: results.summary, error: "" };
+      const collected = spec.collectOutputFiles ? await readOutputFiles(ws) : undefined;
+      return {
+        ...base(),
+        exitCode,
+        status: "succeeded",
+        output: results.output,
+        ...(collected ? { outputFiles: collected.files } : {}),
+        summary: results.summary,
+        error: "",
+      };
     } finally {
       clearTimeout(timer);
       clearTimeout(idleTimer);

@@ -35,6 +35,7 @@ interface Row {
   stdout_truncated: boolean;
   stderr_truncated: boolean;
   output?: unknown;
+  output_files?: Record<string, string> | string | null;
   summary: string;
   final_message: string;
   error: string;
@@ -55,7 +56,7 @@ const BASE_COLUMNS = `id, status, spec, request_id, trigger_id, retry_of_job_id,
   created_at, started_at, completed_at, updated_at, duration_ms, exit_code, stdout_truncated, stderr_truncated,
   summary, final_message, error, failure_reason, usage, thread_id, workspace, output_path, callback_attempts`;
 /** With captured output: GetJob. ListJobs leaves the large columns out. */
-const FULL_COLUMNS = `${BASE_COLUMNS}, stdout, stderr, output`;
+const FULL_COLUMNS = `${BASE_COLUMNS}, stdout, stderr, output, output_files`;
 
 const json = <T>(v: T | string): T => (typeof v === "string" ? (JSON.parse(v) as T) : v);
 const date = (v: Date | null): Date | undefined => (v === null ? undefined : new Date(v));
@@ -81,6 +82,7 @@ function toRecord(r: Row): JobRecord & { cancelRequested?: string } {
     stdoutTruncated: r.stdout_truncated,
     stderrTruncated: r.stderr_truncated,
     output: r.output === null || r.output === undefined ? undefined : json(r.output as string),
+    ...(r.output_files ? { outputFiles: json(r.output_files) } : {}),
     summary: r.summary,
     finalMessage: r.final_message,
     error: r.error,
@@ -187,6 +189,7 @@ export type JobOutcome = Pick<
   | "stdoutTruncated"
   | "stderrTruncated"
   | "output"
+  | "outputFiles"
   | "summary"
   | "finalMessage"
   | "error"
@@ -203,7 +206,7 @@ export async function finishJob(db: Queryable, id: string, o: JobOutcome): Promi
     `UPDATE jobs SET status = $2, exit_code = $3, stdout = $4, stderr = $5, stdout_truncated = $6,
             stderr_truncated = $7, output = $8::jsonb, summary = $9, final_message = $10, error = $11,
             failure_reason = $12, usage = $13::jsonb, thread_id = $14, workspace = $15, output_path = $16,
-            completed_at = now(), updated_at = now(),
+            output_files = $17::jsonb, completed_at = now(), updated_at = now(),
             duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (now() - COALESCE(started_at, now()))) * 1000)::bigint),
             heartbeat_at = NULL
       WHERE id = $1 AND status = 'running'`,
@@ -224,6 +227,7 @@ export async function finishJob(db: Queryable, id: string, o: JobOutcome): Promi
       o.threadId,
       o.workspace,
       o.outputPath,
+      o.outputFiles === undefined ? null : JSON.stringify(o.outputFiles),
     ],
   );
   return r.rowCount > 0;

@@ -401,6 +401,55 @@ export async function readJobResults(
   };
 }
 
+/** Limits of readOutputFiles: what a job may hand back as files (its workspace is removed after it). */
+export const OUTPUT_FILE_LIMITS = Object.freeze({ maxFiles: 16, maxFileBytes: 256 * 1024, maxTotalBytes: 1 * MiB });
+
+/**
+ * Reads the text files directly in `output/` other than suggestion.json and summary.txt, for jobs with
+ * `collectOutputFiles`. Symlinks, directories, special files, files over the limits and files that are
+ * not UTF-8 are left out and named in `problems` (a caller that needs a file reports it missing).
+ */
+export async function readOutputFiles(
+  ws: JobWorkspace,
+  limits = OUTPUT_FILE_LIMITS,
+): Promise<{ files: Record<string, string>; problems: string[] }> {
+  const files: Record<string, string> = {};
+  const problems: string[] = [];
+  const outDir = await lstatOrUndefined(ws.outputDir);
+  if (!outDir || outDir.isSymbolicLink() || !outDir.isDirectory()) return { files, problems };
+  const skip = new Set([path.basename(SUGGESTION_FILE), path.basename(SUMMARY_FILE)]);
+  const names = (await fs.readdir(ws.outputDir)).filter((n) => !skip.has(n)).sort();
+  let total = 0;
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (const name of names) {
+    const label = `output/${name}`;
+    if (Object.keys(files).length >= limits.maxFiles) {
+      problems.push(`${label} left out: more than ${limits.maxFiles} files`);
+      continue;
+    }
+    const read = await readCapped(path.join(ws.outputDir, name), label, limits.maxFileBytes);
+    if (!read.ok) {
+      problems.push(read.error);
+      continue;
+    }
+    if (read.truncated) {
+      problems.push(`${label} left out: larger than ${limits.maxFileBytes} bytes`);
+      continue;
+    }
+    if (total + read.data.length > limits.maxTotalBytes) {
+      problems.push(`${label} left out: the files together exceed ${limits.maxTotalBytes} bytes`);
+      continue;
+    }
+    try {
+      files[name] = decoder.decode(read.data).replace(/^\uFEFF/, "");
+      total += read.data.length;
+    } catch {
+      problems.push(`${label} left out: not UTF-8 text`);
+    }
+  }
+  return { files, problems };
+}
+
 /** Deletes a workspace; best effort, never throws. */
 export async function removeJobWorkspace(ws: JobWorkspace | string): Promise<void> {
   const dir = typeof ws === "string" ? ws : ws.dir;

@@ -43,6 +43,12 @@ export interface JobSpec {
   /** `codex exec resume <thread>`. */
   resumeThreadId?: string;
   idleTimeoutMs?: number;
+  /**
+   * Keep the small text files Codex writes directly in `output/` (besides suggestion.json and
+   * summary.txt) in the record's `outputFiles`: the workspace itself is removed after the run.
+   * Internal (the endpoint dreamer sets it); not part of SubmitJob.
+   */
+  collectOutputFiles?: boolean;
 }
 
 export type JobStatus = "pending" | "running" | "succeeded" | "failed" | "canceled" | "interrupted";
@@ -86,6 +92,8 @@ export interface JobRecord {
   stderrTruncated: boolean;
   /** Parsed output/suggestion.json; undefined when none. */
   output?: unknown;
+  /** With spec.collectOutputFiles: output/ file name -> UTF-8 contents (job-workspace.ts readOutputFiles). */
+  outputFiles?: Record<string, string>;
   summary: string;
   finalMessage: string;
   error: string;

@@ -324,24 +324,15 @@ describe("buf curl", () => {
   });
 });
 
-describe("services still to be built", () => {
-  const cases: { name: string; call: (ag: AgentgateClients) => Promise<unknown>; capability: RegExp }[] = [
-    {
-      name: "EndpointService/DreamEndpoint",
-      call: (ag) => ag.endpoints.dreamEndpoint({}),
-      capability: /dreamed endpoints/,
-    },
-  ];
-
-  it.each(cases)("$name answers unimplemented, naming the missing capability", async ({ name, call, capability }) => {
+describe("EndpointService on the shared port", () => {
+  it("answers an empty DreamEndpoint with invalid_argument over Connect and gRPC", async () => {
     for (const protocol of ["connect", "grpc"] as const) {
-      const err = await call(createAgentgateClients({ baseUrl: h.url, token: TOKEN, protocol })).catch(
-        (e: unknown) => e,
-      );
+      const err = await createAgentgateClients({ baseUrl: h.url, token: TOKEN, protocol })
+        .endpoints.dreamEndpoint({})
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConnectError);
-      expect((err as ConnectError).code).toBe(Code.Unimplemented);
-      expect((err as ConnectError).rawMessage).toContain(name);
-      expect((err as ConnectError).rawMessage).toMatch(capability);
+      expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+      expect((err as ConnectError).rawMessage).toMatch(/method must be one of/);
     }
   });
 });

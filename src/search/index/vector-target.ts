@@ -24,6 +24,8 @@ export class VectorTargetProvider {
       store?: VectorStore;
       logger?: Logger;
       now?: () => number;
+      /** Collection name prefix (default "chunks"; dreamed endpoints use "endpoints"). */
+      collectionPrefix?: string;
     },
   ) {
     if (!o.embedder) this.reason = "no embedding model is configured (EMBED_MODEL is empty)";
@@ -64,10 +66,10 @@ export class VectorTargetProvider {
           this.reason = `embedding model ${embedder.model} unavailable: ${probe.message}`;
           return undefined;
         }
-        const name = collectionName(embedder.model);
+        const name = collectionName(embedder.model, this.o.collectionPrefix);
         const { collection } = await store.ensure(name, probe.dimensions, { onDimensionMismatch: "recreate" });
         this.target = { embedder, collection };
-        this.o.logger?.info({ model: embedder.model, store: store.kind, collection: name }, "search vectors ready");
+        this.o.logger?.info({ model: embedder.model, store: store.kind, collection: name }, "vector collection ready");
         return this.target;
       } catch (err) {
         this.reason = err instanceof GatewayError ? err.message : `vector store unavailable: ${(err as Error).message}`;
@@ -82,11 +84,11 @@ export class VectorTargetProvider {
 }
 
 /** One collection per embedding model: vectors of different models are not comparable. */
-export function collectionName(model: string): string {
+export function collectionName(model: string, prefix = "chunks"): string {
   const slug = model
     .toLowerCase()
     .replace(/:latest$/, "")
     .replace(/[^a-z0-9]+/g, "_")
     .replace(/^_+|_+$/g, "");
-  return `chunks_${slug || "default"}`.slice(0, 48);
+  return `${prefix}_${slug || "default"}`.slice(0, 48);
 }
