@@ -49,6 +49,13 @@ describe("defaults", () => {
     expect(c.searchWatch).toBe(true);
     expect(c.backends).toEqual([]);
     expect(c.embedModel).toBe("nomic-embed-text");
+    expect(c.endpoints).toEqual({
+      similarity: 0.9,
+      ttlSeconds: 604_800,
+      refreshAheadSeconds: 0,
+      handlerTimeoutMs: 10_000,
+      sandbox: "bwrap",
+    });
     expect(c.ollamaNumCtx).toBe(65_536);
     expect(c.rateLimitRpm).toBe(0);
     expect(c.bodyLimitBytes).toBe(4 * 1024 * 1024);
@@ -111,6 +118,11 @@ const TABLE: { env: string; value: string; get: (c: ReturnType<typeof loadConfig
     ],
   },
   { env: "EMBED_MODEL", value: "bge-m3", get: (c) => c.embedModel, want: "bge-m3" },
+  { env: "ENDPOINT_SIMILARITY", value: "0.75", get: (c) => c.endpoints.similarity, want: 0.75 },
+  { env: "ENDPOINT_TTL_SECONDS", value: "0", get: (c) => c.endpoints.ttlSeconds, want: 0 },
+  { env: "ENDPOINT_REFRESH_AHEAD_SECONDS", value: "60", get: (c) => c.endpoints.refreshAheadSeconds, want: 60 },
+  { env: "ENDPOINT_HANDLER_TIMEOUT_MS", value: "2500", get: (c) => c.endpoints.handlerTimeoutMs, want: 2500 },
+  { env: "ENDPOINT_SANDBOX", value: "none", get: (c) => c.endpoints.sandbox, want: "none" },
   { env: "OLLAMA_NUM_CTX", value: "8192", get: (c) => c.ollamaNumCtx, want: 8192 },
   { env: "CODEX_MODEL_SANDBOX", value: "workspace-write", get: (c) => c.codex.modelSandbox, want: "workspace-write" },
   { env: "CODEX_MODELS", value: "gpt-5.5, o3", get: (c) => c.codex.models, want: ["gpt-5.5", "o3"] },
@@ -288,6 +300,10 @@ describe("invalid values: one ConfigError line naming the variable", () => {
     [{ BACKENDS: "a=http://x,a=http://y" }, "BACKENDS", /taken/],
     [{ BACKENDS: "a=gopher://x" }, "BACKENDS", /http/],
     [{ EMBED_MODEL: "" }, "EMBED_MODEL"],
+    [{ ENDPOINT_SIMILARITY: "1.5" }, "ENDPOINT_SIMILARITY"],
+    [{ ENDPOINT_SIMILARITY: "high" }, "ENDPOINT_SIMILARITY"],
+    [{ ENDPOINT_SANDBOX: "nsjail" }, "ENDPOINT_SANDBOX"],
+    [{ ENDPOINT_HANDLER_TIMEOUT_MS: "5" }, "ENDPOINT_HANDLER_TIMEOUT_MS"],
     [{ OLLAMA_NUM_CTX: "lots" }, "OLLAMA_NUM_CTX"],
     [{ RATE_LIMIT_RPM: "1.5" }, "RATE_LIMIT_RPM"],
     [{ CODEX_MODEL_SANDBOX: "wide-open" }, "CODEX_MODEL_SANDBOX"],

@@ -33,6 +33,8 @@ describe("PGlite in memory (openTestDatabase)", () => {
       "agents",
       "codex_threads",
       "completion_artifacts",
+      "endpoint_versions",
+      "endpoints",
       "instances",
       "job_triggers",
       "jobs",
