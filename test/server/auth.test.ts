@@ -96,8 +96,8 @@ describe("TokenAuth (unit)", () => {
   });
 });
 
-/** Routes over the job domain: answering them with 200 would mean running Codex. */
-const RUNS_CODEX = /^\/(v1\/codex\/|completion$|sessions|triggers)/;
+/** Routes over the job domain (dreamed endpoints queue jobs too): answering them with 200 would mean running Codex. */
+const RUNS_CODEX = /^\/(v1\/codex\/|completion$|sessions|triggers|endpoints)/;
 
 describe("with AUTH_TOKEN set", () => {
   let h: GatewayHarness;
@@ -191,7 +191,8 @@ describe("with AUTH_TOKEN set", () => {
       for (const headers of variants) {
         const res = await call(r, headers);
         const label = `${r.method} ${r.path}`;
-        const listing = r.method === "GET" && (r.path === "/sessions" || r.path === "/triggers");
+        const listing =
+          r.method === "GET" && (r.path === "/sessions" || r.path === "/triggers" || r.path === "/endpoints");
         if (RUNS_CODEX.test(r.path) && !listing) {
           // Codex job routes: with no body or an unknown id they answer 4xx (never 401/403); their
           // success paths have their own suites (test/rest/codex-proxy-jobs, gateway-*).
