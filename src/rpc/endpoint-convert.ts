@@ -19,7 +19,6 @@ import {
   type EndpointExample as PbExample,
   type ListEndpointsRequest,
 } from "../../gen/agentgate/v1/endpoint_service_pb.js";
-import { CallbackAttemptSchema } from "../../gen/agentgate/v1/job_service_pb.js";
 import { invalidArgument } from "../errors/gateway-error.js";
 import type {
   DreamRequest,
@@ -34,7 +33,7 @@ import type {
 } from "../endpoints/types.js";
 import type { SandboxDriverName } from "../sandbox/types.js";
 import { pbLimits } from "./agent-convert.js";
-import { pbValue, valueJson } from "./job-convert.js";
+import { pbCallbackAttempt, pbValue, valueJson } from "./job-convert.js";
 
 const STATUSES: Array<[PbStatus, EndpointStatus]> = [
   [PbStatus.DREAMING, "dreaming"],
@@ -196,18 +195,7 @@ export function pbEndpoint(e: EndpointRecord, full: boolean): PbEndpoint {
     failureReasons: (latest?.status === "failed" ? latest.failureReasons : []).map(pbFailure),
     versions: full ? e.versions.map(pbVersion) : [],
     callbackUrl: e.callbackUrl,
-    callbackAttempts: e.callbackAttempts.map((a) =>
-      create(CallbackAttemptSchema, {
-        attempt: a.attempt,
-        event: a.event,
-        attemptedAt: ts(a.attemptedAt),
-        httpStatus: a.httpStatus,
-        error: a.error,
-        delivered: a.delivered,
-        durationMs: Math.max(0, Math.round(a.durationMs)),
-        nextAttemptAt: ts(a.nextAttemptAt),
-      }),
-    ),
+    callbackAttempts: e.callbackAttempts.map(pbCallbackAttempt),
     jobId: e.jobId,
     invokePath: `/dream${e.path}`,
     createdAt: ts(e.createdAt),

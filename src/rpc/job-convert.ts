@@ -48,6 +48,7 @@ import { invalidArgument } from "../errors/gateway-error.js";
 import type { CodexSessionRole } from "../jobs/codex-sessions.js";
 import type { SessionDetail, SessionSource, SessionSummary } from "../jobs/session-catalog.js";
 import type {
+  CallbackAttempt,
   CodexSandboxPolicy,
   JobFailureReason,
   JobMode,
@@ -257,6 +258,20 @@ export function valueJson(v: Value | undefined): JsonValue | undefined {
   return v ? toJson(ValueSchema, v) : undefined;
 }
 
+/** One callback delivery attempt (jobs and dreamed endpoints record them alike). */
+export function pbCallbackAttempt(a: CallbackAttempt) {
+  return create(CallbackAttemptSchema, {
+    attempt: a.attempt,
+    event: a.event,
+    attemptedAt: ts(a.attemptedAt),
+    httpStatus: a.httpStatus,
+    error: a.error,
+    delivered: a.delivered,
+    durationMs: Math.max(0, Math.round(a.durationMs)),
+    nextAttemptAt: ts(a.nextAttemptAt),
+  });
+}
+
 export function pbJob(j: JobRecord): PbJob {
   return create(JobSchema, {
     id: j.id,
@@ -284,18 +299,7 @@ export function pbJob(j: JobRecord): PbJob {
     replicaAddress: j.replicaAddress,
     triggerId: j.triggerId,
     retryOfJobId: j.retryOfJobId,
-    callbackAttempts: j.callbackAttempts.map((a) =>
-      create(CallbackAttemptSchema, {
-        attempt: a.attempt,
-        event: a.event,
-        attemptedAt: ts(a.attemptedAt),
-        httpStatus: a.httpStatus,
-        error: a.error,
-        delivered: a.delivered,
-        durationMs: Math.max(0, Math.round(a.durationMs)),
-        nextAttemptAt: ts(a.nextAttemptAt),
-      }),
-    ),
+    callbackAttempts: j.callbackAttempts.map(pbCallbackAttempt),
     queuePosition: j.queuePosition,
   });
 }
