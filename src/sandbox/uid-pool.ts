@@ -8,7 +8,10 @@
  * /etc/subuid, /etc/subgid). Allocation is next-fit, so a released uid is reused as late as
  * possible. One pool per agentgate process: two pools over the same range in different
  * processes only avoid each other through the live-process check, which has a window between
- * acquire() and the spawn.
+ * acquire() and the spawn, and a pool kills every process of a uid it takes back. So a pool over
+ * the default range starts at a random point of it: two agentgates on one host (replicas, test
+ * workers running handlers every few milliseconds) then meet only by a 1-in-65,536 chance instead
+ * of racing for 200000 at once.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { GatewayError } from "../errors/gateway-error.js";
@@ -22,6 +25,8 @@ export interface UidPoolOptions {
   isReserved?: (id: number) => boolean;
   /** Uids that currently own processes; default: a scan of /proc. */
   liveUids?: () => Set<number>;
+  /** Start next-fit at a random uid of the range (default: true for the default range only). */
+  randomStart?: boolean;
 }
 
 export class UidPool {
@@ -41,7 +46,8 @@ export class UidPool {
     }
     if (this.first > this.last)
       throw new GatewayError("invalid_argument", `uid range ${this.first}-${this.last} is empty`);
-    this.next = this.first;
+    const random = options.randomStart ?? (options.first === undefined && options.last === undefined);
+    this.next = random ? this.first + Math.floor(Math.random() * (this.last - this.first + 1)) : this.first;
     this.isReserved = options.isReserved ?? hostReservedIds();
     this.liveUids = options.liveUids ?? processUids;
   }

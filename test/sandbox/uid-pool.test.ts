@@ -68,6 +68,17 @@ describe("UidPool", () => {
     pool.release(uid);
   });
 
+  it("starts the default range at a random uid, so pools of two processes rarely meet", () => {
+    const firsts = new Set(
+      Array.from({ length: 20 }, () => new UidPool({ isReserved: free, liveUids: none }).acquire()),
+    );
+    expect(firsts.size).toBeGreaterThan(15);
+    for (const uid of firsts) expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.first);
+    for (const uid of firsts) expect(uid).toBeLessThanOrEqual(DEFAULT_UID_RANGE.last);
+    // An explicit range keeps its order (and a random start can be asked for).
+    expect(new UidPool({ first: 1000, last: 1002, isReserved: free, liveUids: none }).acquire()).toBe(1000);
+  });
+
   it("reads reserved ids from passwd, group, subuid and subgid", () => {
     const etc = mkdtempSync(path.join(os.tmpdir(), "agentgate-etc-"));
     try {
