@@ -307,6 +307,49 @@ describe("expiry", () => {
   });
 });
 
+describe("refresh ahead (ENDPOINT_REFRESH_AHEAD_SECONDS)", () => {
+  let ahead: GatewayHarness;
+  let aheadClients: AgentgateClients;
+  beforeAll(async () => {
+    ahead = await startGateway({
+      env: {
+        CODEX_BIN: FAKE,
+        DATA_DIR: path.join(dir, "data-ahead"),
+        AUTH_TOKEN: TOKEN,
+        ENDPOINT_REFRESH_AHEAD_SECONDS: "3600",
+      },
+    });
+    aheadClients = createAgentgateClients({ baseUrl: ahead.url, token: TOKEN });
+  }, 60_000);
+  afterAll(() => ahead?.close());
+
+  it("the sweep re-dreams an endpoint about to expire without waiting for a request", async () => {
+    const { endpoint } = await aheadClients.endpoints.dreamEndpoint({
+      ...TRUNCATE,
+      ttl: { seconds: 7200n, nanos: 0 },
+    });
+    const id = endpoint!.id;
+    const watch = async () => {
+      let last: Endpoint | undefined;
+      for await (const f of aheadClients.endpoints.watchEndpoint({ endpointId: id, untilSettled: true }))
+        last = f.endpoint;
+      return last!;
+    };
+    expect((await watch()).version).toBe(1);
+    // Fresh for two hours, but inside the one-hour window once an hour has passed: move expiry closer.
+    await ahead.gate.db.query("UPDATE endpoints SET expires_at = now() + interval '30 minutes' WHERE id = $1", [id]);
+    const before = execCount();
+    await ahead.gate.endpoints.catalog.sweep();
+    const during = (await aheadClients.endpoints.getEndpoint({ endpointId: id })).endpoint!;
+    expect([EndpointStatus.STALE, EndpointStatus.READY]).toContain(during.status);
+    const after = await watch();
+    expect(after.status).toBe(EndpointStatus.READY);
+    expect(after.version).toBe(2);
+    expect(execCount()).toBe(before + 1);
+    expect(after.expiresAt!.seconds).toBeGreaterThan(BigInt(Math.floor(Date.now() / 1000) + 7000));
+  });
+});
+
 describe("callbacks", () => {
   it("POSTs every status change, signed, and retries through a receiver that fails twice", async () => {
     const received: { event: string; status: string; valid: boolean }[] = [];
