@@ -18,6 +18,7 @@ import { createAgentgateClients, type AgentgateClients } from "../../clients/ind
 import { verifyCallbackSignature } from "../../src/callbacks/callback-sender.js";
 import { fakeCodexInvocations, writeFakeCodexScript } from "../doubles/fake-codex-files.js";
 import { startGateway, type GatewayHarness } from "../support/gateway-harness.js";
+import { restCaller, settle as settleEndpoint } from "./endpoint-clients.js";
 import { designTurn, GREETING_EXAMPLES, GREETING_HANDLER, GREETING_OPERATION, TRUNCATE_OPERATION } from "./fixtures.js";
 
 const FAKE = fileURLToPath(new URL("../doubles/fake-codex.mjs", import.meta.url));
@@ -64,32 +65,8 @@ beforeEach(() => writeFakeCodexScript(scriptFile, designTurn()));
 const script = (turn: Record<string, unknown>) => writeFakeCodexScript(scriptFile, turn);
 const execCount = () => fakeCodexInvocations(logFile).length;
 
-async function call(method: string, url: string, body?: unknown) {
-  const res = await fetch(`${h.url}${url}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TOKEN}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as any };
-}
-
-/** Watches until READY/FAILED/EXPIRED; returns every status seen and the last record. */
-async function settle(id: string): Promise<{ statuses: EndpointStatus[]; endpoint: Endpoint }> {
-  const statuses: EndpointStatus[] = [];
-  let last: Endpoint | undefined;
-  for await (const frame of ag.endpoints.watchEndpoint(
-    { endpointId: id, untilSettled: true },
-    { signal: AbortSignal.timeout(30_000) },
-  )) {
-    last = frame.endpoint!;
-    if (statuses.at(-1) !== last.status) statuses.push(last.status);
-  }
-  return { statuses, endpoint: last! };
-}
+const call = restCaller(() => h.url, TOKEN);
+const settle = (id: string) => settleEndpoint(ag, id);
 
 const TRUNCATE = {
   method: "POST",

@@ -29,6 +29,7 @@ import {
   writeCodexLauncher,
   type CodexRunDirs,
 } from "../support/real-codex.js";
+import { restCaller, settle as settleEndpoint } from "./endpoint-clients.js";
 import { TRUNCATE_EXAMPLES, TRUNCATE_HANDLER, TRUNCATE_OPERATION } from "./fixtures.js";
 
 const MODEL = "qwen3:8b";
@@ -66,32 +67,8 @@ describe.runIf(available)("a dreamed endpoint designed by the real Codex CLI aga
 
   const chatBodies = (): Body[] => h.ollama.requests.filter((r) => r.path === "/api/chat").map((r) => r.body as Body);
 
-  async function rest(method: string, url: string, body?: unknown) {
-    const res = await fetch(`${h.url}${url}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${TOKEN}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as Body };
-  }
-
-  /** WatchEndpoint with until_settled: every status seen, and the last record. No polling, no sleeps. */
-  async function settle(id: string): Promise<{ statuses: EndpointStatus[]; endpoint: Endpoint }> {
-    const statuses: EndpointStatus[] = [];
-    let last: Endpoint | undefined;
-    for await (const frame of ag.endpoints.watchEndpoint(
-      { endpointId: id, untilSettled: true },
-      { timeoutMs: JOB_TIMEOUT_MS + 20_000 },
-    )) {
-      last = frame.endpoint!;
-      if (statuses.at(-1) !== last.status) statuses.push(last.status);
-    }
-    return { statuses, endpoint: last! };
-  }
+  const rest = restCaller(() => h.url, TOKEN);
+  const settle = (id: string) => settleEndpoint(ag, id, JOB_TIMEOUT_MS + 20_000);
 
   async function jobEvents(jobId: string): Promise<JobEvent[]> {
     const events: JobEvent[] = [];
