@@ -27,7 +27,6 @@ import {
   SETTLED_STATUSES,
   type DreamRequest,
   type EndpointRecord,
-  type EndpointStatus,
   type ListEndpointsQuery,
 } from "./types.js";
 import { notFound, validateDreamRequest } from "./validate.js";
@@ -456,11 +455,6 @@ export class EndpointCatalog {
     }
   }
 
-  /** Waits for validations under way (tests, shutdown). */
-  async idle(): Promise<void> {
-    while (this.validations.size || this.sweeping) await Promise.all([...this.validations, this.sweeping]);
-  }
-
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.unsubscribe();
@@ -496,5 +490,3 @@ function decodeOffset(token: string): number {
   }
   throw new GatewayError("invalid_argument", "page_token is not a token this server issued", { param: "page_token" });
 }
-
-export type { EndpointStatus };

@@ -57,7 +57,6 @@ export interface EndpointFailure {
 }
 
 export type HandlerRuntime = "node" | "python3" | "sh";
-export const HANDLER_RUNTIMES: readonly HandlerRuntime[] = ["node", "python3", "sh"];
 
 export interface EndpointHandler {
   runtime: HandlerRuntime;
